@@ -1,0 +1,45 @@
+"""Shared fixtures: the LINSTOR emulator over real HTTP, every answer checked against LINBIT's spec."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from app.emulator import EmulatorState, create_emulator_app
+from tests.conformance.spec import SpecValidator
+from tests.support.server import serve
+
+
+@dataclass
+class Emulator:
+    """A running emulator: its base URL and its in-process state (for arranging and inspecting)."""
+
+    url: str
+    state: EmulatorState
+
+
+@pytest.fixture(scope="session")
+def spec_validator() -> SpecValidator:
+    """Validates every emulator answer against rest_v1_openapi.yaml (with the named deviations)."""
+    return SpecValidator.load()
+
+
+@pytest.fixture(scope="session")
+def emulator_server(spec_validator: SpecValidator) -> Iterator[Emulator]:
+    """One emulator per test session, served by uvicorn on 127.0.0.1."""
+    state = EmulatorState()
+    app = create_emulator_app(state=state, observer=spec_validator.observe)
+    with serve(app) as url:
+        yield Emulator(url=url, state=state)
+
+
+@pytest.fixture
+def emulator(emulator_server: Emulator, spec_validator: SpecValidator) -> Iterator[Emulator]:
+    """The emulator, reset to its default cluster; the test fails if an answer broke the spec."""
+    emulator_server.state.reset()
+    spec_validator.take_failures()
+    yield emulator_server
+    failures = spec_validator.take_failures()
+    assert not failures, "emulator answers that do not match LINBIT's spec:\n" + "\n".join(failures)
