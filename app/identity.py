@@ -60,5 +60,7 @@ class VolumeRecord:
     rd_name: str
     content_type: ContentType
     description: str | None = None
+    # sizes of the volume definitions, by volume number (a VM has two: 0 block, 1 filesystem)
+    volume_sizes_kib: tuple[int, ...] = ()
     # Incus snapshot name -> LINSTOR snapshot name (Aux/<ns>/snapshot-name/<name>)
     snapshots: dict[str, str] = field(default_factory=dict)
