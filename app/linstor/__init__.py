@@ -2,6 +2,7 @@
 
 from app.linstor.client import LinstorClient
 from app.linstor.errors import (
+    LinstorAccessDenied,
     LinstorApiError,
     LinstorConflict,
     LinstorError,
@@ -16,6 +17,7 @@ from app.linstor.errors import (
 )
 
 __all__ = [
+    "LinstorAccessDenied",
     "LinstorApiError",
     "LinstorClient",
     "LinstorConflict",

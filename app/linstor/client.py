@@ -134,18 +134,21 @@ class LinstorClient:
         content = orjson.dumps(body) if body is not None else None
         headers = {"Content-Type": "application/json"} if content is not None else None
         timeout = self._timeouts.for_method(method)
+        query = tuple(params) if params else None  # a tuple: httpx's params type is covariant only there
         last: Exception | None = None
         for base in list(self._controllers):
             try:
                 response = await self._http.request(
-                    method, base + path, params=params, content=content, headers=headers, timeout=timeout
+                    method, base + path, params=query, content=content, headers=headers, timeout=timeout
                 )
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 last = exc
                 log.warning("LINSTOR controller %s unreachable: %s", base, exc)
                 continue
             except httpx.TimeoutException as exc:
-                raise LinstorTimeout(f"{method} {path}: LINSTOR did not answer in time", controller=base) from exc
+                raise LinstorTimeout(
+                    f"{method} {path}: LINSTOR did not answer in time", controller=base
+                ) from exc
             except httpx.TransportError as exc:
                 raise LinstorUnavailable(f"{method} {path}: {exc!r}", controller=base) from exc
             if base != self._controllers[0]:
@@ -175,7 +178,9 @@ class LinstorClient:
                     raise
                 attempt += 1
                 delay = self._backoff * 2 ** (attempt - 1)
-                log.warning("retry %d/%d of %s %s in %.2fs: %s", attempt, self._retries, method, path, delay, exc)
+                log.warning(
+                    "retry %d/%d of %s %s in %.2fs: %s", attempt, self._retries, method, path, delay, exc
+                )
                 await asyncio.sleep(delay)
 
     def _decode(self, method: str, path: str, response: httpx.Response) -> Any:
@@ -194,16 +199,27 @@ class LinstorClient:
                 f"{method} {path}: answer {status} is not JSON", controller=controller
             ) from exc
         if status >= 400 or (300 <= status < 400):
-            rcs = self._rcs(data) if isinstance(data, list) else []
+            rcs = self._error_rcs(data)
             err = error_for(rcs, status=status, controller=controller) if rcs else None
             if err is not None:
                 raise err
             if status >= 500:
-                raise LinstorServerError(f"{method} {path}: LINSTOR answered {status}", status=status, controller=controller)
+                raise LinstorServerError(
+                    f"{method} {path}: LINSTOR answered {status}", status=status, controller=controller
+                )
             raise LinstorProtocolError(
-                f"{method} {path}: LINSTOR answered {status} without an ApiCallRc error", controller=controller
+                f"{method} {path}: LINSTOR answered {status} without an ApiCallRc error",
+                controller=controller,
             )
         return data
+
+    def _error_rcs(self, data: Any) -> list[ApiCallRc]:
+        """The ApiCallRc entries of an error answer: an RC list, or the `messages` of a CloneStarted."""
+        if isinstance(data, list):
+            return self._rcs(data)
+        if isinstance(data, dict) and isinstance(data.get("messages"), list):
+            return self._rcs(data["messages"])
+        return []
 
     def _rcs(self, data: Any) -> list[ApiCallRc]:
         try:
@@ -227,7 +243,9 @@ class LinstorClient:
             raise err
         return rcs
 
-    async def _get(self, model: type[M], path: str, *, params: Sequence[tuple[str, str | int]] | None = None) -> M:
+    async def _get(
+        self, model: type[M], path: str, *, params: Sequence[tuple[str, str | int]] | None = None
+    ) -> M:
         data = await self._request("GET", path, params=params)
         try:
             return model.model_validate(data)
@@ -235,7 +253,11 @@ class LinstorClient:
             raise LinstorProtocolError(f"GET {path}: unexpected answer: {exc}") from exc
 
     async def _list(
-        self, adapter: TypeAdapter[list[M]], path: str, *, params: Sequence[tuple[str, str | int]] | None = None
+        self,
+        adapter: TypeAdapter[list[M]],
+        path: str,
+        *,
+        params: Sequence[tuple[str, str | int]] | None = None,
     ) -> list[M]:
         data = await self._request("GET", path, params=params)
         try:
@@ -276,7 +298,10 @@ class LinstorClient:
         description: str | None = None,
     ) -> list[ApiCallRc]:
         """PUT /v1/resource-groups/{rg}."""
-        body: dict[str, Any] = {"override_props": dict(override_props or {}), "delete_props": list(delete_props or [])}
+        body: dict[str, Any] = {
+            "override_props": dict(override_props or {}),
+            "delete_props": list(delete_props or []),
+        }
         if select_filter is not None:
             body["select_filter"] = select_filter.model_dump(exclude_none=True)
         if description is not None:
@@ -409,7 +434,9 @@ class LinstorClient:
 
     # ---- snapshots -------------------------------------------------------------------------------------
 
-    async def create_snapshot(self, rd: str, name: str, *, nodes: Sequence[str] | None = None) -> list[ApiCallRc]:
+    async def create_snapshot(
+        self, rd: str, name: str, *, nodes: Sequence[str] | None = None
+    ) -> list[ApiCallRc]:
         """POST /v1/resource-definitions/{rd}/snapshots."""
         body: dict[str, Any] = {"name": name}
         if nodes:
@@ -439,7 +466,9 @@ class LinstorClient:
 
     async def rollback_snapshot(self, rd: str, name: str) -> list[ApiCallRc]:
         """POST /v1/resource-definitions/{rd}/snapshot-rollback/{snap}."""
-        return await self._call("POST", f"/v1/resource-definitions/{_seg(rd)}/snapshot-rollback/{_seg(name)}", body={})
+        return await self._call(
+            "POST", f"/v1/resource-definitions/{_seg(rd)}/snapshot-rollback/{_seg(name)}", body={}
+        )
 
     async def restore_volume_definitions(self, rd: str, snapshot: str, to_rd: str) -> list[ApiCallRc]:
         """POST …/snapshot-restore-volume-definition/{snap}: VDs with the snapshot's sizes on `to_rd`."""

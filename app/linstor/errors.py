@@ -10,6 +10,7 @@ LinstorError
       ├── LinstorNotFound            FAIL_NOT_FOUND_* (codes 300-399; HTTP 404)
       ├── LinstorExists              FAIL_EXISTS_* (codes 500-599)
       ├── LinstorInvalid             FAIL_INVLD_* (200-299), FAIL_MISSING_* (600-699), JSON parse errors
+      ├── LinstorAccessDenied        FAIL_ACC_DENIED_* (400-499), FAIL_SIGN_IN*: bad credentials or token
       └── LinstorConflict            the object's state forbids it: FAIL_IN_USE, FAIL_NOT_CONNECTED, ...
 
 LINSTOR derives the HTTP status from the first error ret_code (linstor-rest-api.md §1.7): "exists" and
@@ -29,6 +30,8 @@ API_CALL_PARSE_ERROR = 0x0FFFFFFFFFFFFFFD | MASK_ERROR
 FAIL_IN_USE = 997
 FAIL_UNKNOWN_ERROR = 998
 FAIL_IMPL_ERROR = 999
+FAIL_SIGN_IN = 10000
+FAIL_SIGN_IN_MISSING_CREDENTIALS = 10001
 WARN_NOT_FOUND = 3000
 INFO_NO_RSC_SPAWNED = 10000
 
@@ -92,7 +95,9 @@ class LinstorProtocolError(LinstorError):
 class LinstorApiError(LinstorError):
     """LINSTOR refused the request; `rcs` holds its ApiCallRc entries, `rc` the deciding one."""
 
-    def __init__(self, rc: ApiCallRc, *, status: int, rcs: list[ApiCallRc], controller: str | None = None) -> None:
+    def __init__(
+        self, rc: ApiCallRc, *, status: int, rcs: list[ApiCallRc], controller: str | None = None
+    ) -> None:
         super().__init__(rc.message, controller=controller)
         self.rc = rc
         self.status = status
@@ -122,6 +127,10 @@ class LinstorInvalid(LinstorApiError):
     """FAIL_INVLD_*, FAIL_MISSING_*, JSON parse errors."""
 
 
+class LinstorAccessDenied(LinstorApiError):
+    """FAIL_ACC_DENIED_*, FAIL_SIGN_IN*: LINSTOR rejected the credentials, the token or the client."""
+
+
 class LinstorConflict(LinstorApiError):
     """The object's state forbids the request (in use, not connected, ...)."""
 
@@ -133,9 +142,12 @@ def error_for(
     first = next((rc for rc in rcs if rc_is_error(rc.ret_code)), None)
     if first is None:
         if status >= 500:
-            return LinstorServerError(f"LINSTOR answered {status}", status=status, rcs=rcs, controller=controller)
+            return LinstorServerError(
+                f"LINSTOR answered {status}", status=status, rcs=rcs, controller=controller
+            )
         return None
-    if first.ret_code == API_CALL_PARSE_ERROR:
+    # JSON carries ret_codes as signed Java longs: compare the parse error as unsigned 64 bits.
+    if first.ret_code & 0xFFFFFFFFFFFFFFFF == API_CALL_PARSE_ERROR:
         return LinstorInvalid(first, status=status, rcs=rcs, controller=controller)
     code = rc_code(first.ret_code)
     cls: type[LinstorApiError]
@@ -145,6 +157,8 @@ def error_for(
         cls = LinstorExists
     elif 200 <= code <= 299 or 600 <= code <= 699:
         cls = LinstorInvalid
+    elif 400 <= code <= 499 or code in (FAIL_SIGN_IN, FAIL_SIGN_IN_MISSING_CREDENTIALS):
+        cls = LinstorAccessDenied
     elif code in (FAIL_UNKNOWN_ERROR, FAIL_IMPL_ERROR):
         return LinstorServerError(first.message, status=status, rcs=rcs, controller=controller)
     else:

@@ -1,0 +1,522 @@
+"""Failure shapes the emulator cannot produce: unreachable controllers, timeouts, broken answers, retries."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from app.linstor import (
+    LinstorApiError,
+    LinstorClient,
+    LinstorConflict,
+    LinstorError,
+    LinstorExists,
+    LinstorInvalid,
+    LinstorNotFound,
+    LinstorProtocolError,
+    LinstorServerError,
+    LinstorTimeout,
+    LinstorUnavailable,
+)
+from app.linstor.client import spawned_without_resources
+from app.linstor.config import ConnectionConfig
+from app.linstor.errors import LinstorAccessDenied
+from app.linstor.models import ApiCallRc, CloneRequest
+
+A = "http://ctrl-a:3370"
+B = "http://ctrl-b:3370"
+VERSION = {"version": "1.34.0", "git_hash": "x", "build_time": "now", "rest_api_version": "1.28.0"}
+
+# ret_codes from linstor-rest-api.md §3.3
+RD_CREATED = 20447233
+RD_DELETED = 54001666
+RD_DUPLICATE = -4611686018406940171
+RD_INVALID_NAME = -4611686018406940470
+RD_INVALID_PROP = -4611686018406940459
+RD_MODIFY_MISSING = -4611686018390163155
+RD_CREATE_RG_MISSING = -4611686018406940355
+RD_DELETE_HAS_SNAPSHOTS = -4611686018373385726
+RAW_NOT_FOUND_RSC_DFN = -4611686018427387603
+SNAPSHOT_NOT_CONNECTED = -4611686018409823261
+DELETE_MISSING_RD = -9223372036800771144
+DELETE_MISSING_SNAPSHOT = -9223372036803654728
+SPAWN_NO_RESOURCES = 4611686018448631568
+API_CALL_PARSE_ERROR = -3458764513820540931
+FAIL_UNKNOWN_ERROR = -4611686018427386906
+TOKEN_REJECTED = -4611686018427387492
+
+
+def rc(ret_code: int, message: str = "msg", **extra: Any) -> dict[str, Any]:
+    """One ApiCallRc entry as LINSTOR writes it."""
+    return {"ret_code": ret_code, "message": message, **extra}
+
+
+@pytest.fixture
+def router() -> respx.Router:
+    """Routes for the fake controllers; an unrouted request fails the test."""
+    return respx.Router(assert_all_called=False, assert_all_mocked=True)
+
+
+@pytest.fixture
+async def client(router: respx.Router) -> AsyncIterator[LinstorClient]:
+    """A client of two controllers A and B, with quick retries."""
+    config = ConnectionConfig(urls=(A, B))
+    async with LinstorClient(
+        config, retries=2, backoff=0.001, transport=httpx.MockTransport(router.async_handler)
+    ) as c:
+        yield c
+
+
+# ---- failover ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("failure", [httpx.ConnectError, httpx.ConnectTimeout])
+async def test_unreachable_first_controller_fails_over_and_moves_the_second_to_the_front(
+    router: respx.Router, client: LinstorClient, failure: type[Exception]
+) -> None:
+    down = router.get(f"{A}/v1/controller/version").mock(side_effect=failure)
+    up = router.get(f"{B}/v1/controller/version").mock(return_value=httpx.Response(200, json=VERSION))
+    assert client.controller == A
+
+    assert (await client.controller_version()).version == "1.34.0"
+    assert client.controller == B
+    assert (down.call_count, up.call_count) == (1, 1)
+
+    # The next call goes straight to B.
+    await client.controller_version()
+    assert (down.call_count, up.call_count) == (1, 2)
+
+
+async def test_failover_is_safe_for_post(router: respx.Router, client: LinstorClient) -> None:
+    """A refused connection never reached a controller, so even a POST may go to the next one."""
+    down = router.post(f"{A}/v1/resource-definitions").mock(side_effect=httpx.ConnectError)
+    up = router.post(f"{B}/v1/resource-definitions").mock(
+        return_value=httpx.Response(201, json=[rc(RD_CREATED)])
+    )
+    await client.create_resource_definition("vol1")
+    assert (down.call_count, up.call_count) == (1, 1)
+
+
+async def test_all_controllers_refused(router: respx.Router, client: LinstorClient) -> None:
+    a = router.get(f"{A}/v1/controller/version").mock(side_effect=httpx.ConnectError)
+    b = router.get(f"{B}/v1/controller/version").mock(side_effect=httpx.ConnectError)
+    with pytest.raises(LinstorUnavailable, match="no LINSTOR controller reachable"):
+        await client.controller_version()
+    # Both controllers on each of the 1 + 2 attempts.
+    assert (a.call_count, b.call_count) == (3, 3)
+    assert client.controller == A
+
+
+async def test_all_controllers_refused_post_is_not_retried(
+    router: respx.Router, client: LinstorClient
+) -> None:
+    a = router.post(f"{A}/v1/resource-definitions").mock(side_effect=httpx.ConnectError)
+    b = router.post(f"{B}/v1/resource-definitions").mock(side_effect=httpx.ConnectError)
+    with pytest.raises(LinstorUnavailable):
+        await client.create_resource_definition("vol1")
+    assert (a.call_count, b.call_count) == (1, 1)
+
+
+async def test_broken_connection_after_connecting_does_not_fail_over(
+    router: respx.Router, client: LinstorClient
+) -> None:
+    """The request may have reached A: no failover; retried on A only because GET is idempotent."""
+    a = router.get(f"{A}/v1/controller/version").mock(side_effect=httpx.RemoteProtocolError)
+    b = router.get(f"{B}/v1/controller/version").mock(return_value=httpx.Response(200, json=VERSION))
+    with pytest.raises(LinstorUnavailable) as info:
+        await client.controller_version()
+    assert info.value.controller == A
+    assert (a.call_count, b.call_count) == (3, 0)
+
+
+# ---- timeouts and retries ----------------------------------------------------------------------------
+
+
+async def test_read_timeout_on_get_is_retried_then_raised(
+    router: respx.Router, client: LinstorClient
+) -> None:
+    a = router.get(f"{A}/v1/resource-definitions").mock(side_effect=httpx.ReadTimeout)
+    b = router.get(f"{B}/v1/resource-definitions").mock(return_value=httpx.Response(200, json=[]))
+    with pytest.raises(LinstorTimeout) as info:
+        await client.list_resource_definitions()
+    assert info.value.controller == A
+    assert (a.call_count, b.call_count) == (3, 0)
+
+
+async def test_read_timeout_then_success(router: respx.Router, client: LinstorClient) -> None:
+    route = router.get(f"{A}/v1/resource-definitions").mock(
+        side_effect=[httpx.ReadTimeout("slow"), httpx.Response(200, json=[{"name": "vol1"}])]
+    )
+    assert [rd.name for rd in await client.list_resource_definitions()] == ["vol1"]
+    assert route.call_count == 2
+
+
+async def test_post_that_times_out_is_not_retried(router: respx.Router, client: LinstorClient) -> None:
+    """The controller may have created the RD: repeating the POST could double it."""
+    route = router.post(f"{A}/v1/resource-definitions").mock(side_effect=httpx.ReadTimeout)
+    with pytest.raises(LinstorTimeout):
+        await client.create_resource_definition("vol1")
+    assert route.call_count == 1
+
+
+async def test_post_with_5xx_is_not_retried(router: respx.Router, client: LinstorClient) -> None:
+    route = router.post(f"{A}/v1/resource-groups/rg1/spawn").mock(
+        return_value=httpx.Response(502, text="Bad Gateway")
+    )
+    with pytest.raises(LinstorServerError):
+        await client.spawn("rg1", "vol1", [1024])
+    assert route.call_count == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "call"),
+    [
+        ("PUT", lambda c: c.modify_resource_definition("vol1", override_props={"Aux/x": "1"})),
+        ("DELETE", lambda c: c.delete_resource_definition("vol1")),
+        ("GET", lambda c: c.get_resource_definition("vol1")),
+    ],
+)
+async def test_idempotent_methods_are_retried_on_5xx(
+    router: respx.Router, client: LinstorClient, method: str, call: Any
+) -> None:
+    ok: Any = [rc(RD_DELETED)] if method != "GET" else {"name": "vol1"}
+    route = router.route(method=method, url=f"{A}/v1/resource-definitions/vol1").mock(
+        side_effect=[
+            httpx.Response(503, text="busy"),
+            httpx.Response(503, text="busy"),
+            httpx.Response(200, json=ok),
+        ]
+    )
+    await call(client)
+    assert route.call_count == 3
+
+
+async def test_retry_count_is_bounded_and_backoff_doubles(
+    router: respx.Router, caplog: pytest.LogCaptureFixture
+) -> None:
+    route = router.get(f"{A}/v1/controller/version").mock(return_value=httpx.Response(503, text="busy"))
+    transport = httpx.MockTransport(router.async_handler)
+    caplog.set_level(logging.WARNING, logger="app.linstor.client")
+    async with LinstorClient(
+        ConnectionConfig(urls=(A,)), retries=3, backoff=0.01, transport=transport
+    ) as client:
+        with pytest.raises(LinstorServerError) as info:
+            await client.controller_version()
+    assert info.value.status == 503
+    assert route.call_count == 4
+    retries = [r.getMessage() for r in caplog.records if r.getMessage().startswith("retry")]
+    assert [m.split(":")[0] for m in retries] == [
+        "retry 1/3 of GET /v1/controller/version in 0.01s",
+        "retry 2/3 of GET /v1/controller/version in 0.02s",
+        "retry 3/3 of GET /v1/controller/version in 0.04s",
+    ]
+
+
+async def test_no_retries(router: respx.Router) -> None:
+    route = router.get(f"{A}/v1/controller/version").mock(side_effect=httpx.ReadTimeout)
+    transport = httpx.MockTransport(router.async_handler)
+    async with LinstorClient(ConnectionConfig(urls=(A,)), retries=0, transport=transport) as client:
+        with pytest.raises(LinstorTimeout):
+            await client.controller_version()
+    assert route.call_count == 1
+
+
+async def test_api_errors_are_not_retried(router: respx.Router, client: LinstorClient) -> None:
+    route = router.get(f"{A}/v1/resource-definitions/nope").mock(
+        return_value=httpx.Response(
+            404, json=[rc(RAW_NOT_FOUND_RSC_DFN, "Resource definition 'nope' not found.")]
+        )
+    )
+    with pytest.raises(LinstorNotFound):
+        await client.get_resource_definition("nope")
+    assert route.call_count == 1
+
+
+# ---- answers that are not what LINSTOR sends ---------------------------------------------------------
+
+
+async def test_5xx_with_a_body_that_is_not_json(router: respx.Router, client: LinstorClient) -> None:
+    router.get(f"{A}/v1/resource-definitions").mock(
+        return_value=httpx.Response(500, text="<html>Internal Server Error</html>")
+    )
+    with pytest.raises(LinstorServerError, match="not JSON") as info:
+        await client.list_resource_definitions()
+    assert info.value.status == 500
+    assert info.value.controller == A
+
+
+async def test_5xx_with_json_that_is_no_rc_list(router: respx.Router, client: LinstorClient) -> None:
+    router.get(f"{A}/v1/resource-definitions").mock(return_value=httpx.Response(503, json={"error": "busy"}))
+    with pytest.raises(LinstorServerError):
+        await client.list_resource_definitions()
+
+
+async def test_4xx_html(router: respx.Router, client: LinstorClient) -> None:
+    router.get(f"{A}/v1/resource-definitions").mock(
+        return_value=httpx.Response(
+            403, text="<html>Forbidden by proxy</html>", headers={"Content-Type": "text/html"}
+        )
+    )
+    with pytest.raises(LinstorProtocolError, match="not JSON"):
+        await client.list_resource_definitions()
+
+
+async def test_redirect_is_not_followed(router: respx.Router, client: LinstorClient) -> None:
+    """An HTTPS-only controller redirects /v1 to its https port; mutations must not follow it blindly."""
+    route = router.post(f"{A}/v1/resource-definitions").mock(
+        return_value=httpx.Response(302, headers={"Location": "https://ctrl-a:3371/v1/resource-definitions"})
+    )
+    with pytest.raises(LinstorProtocolError, match="302"):
+        await client.create_resource_definition("vol1")
+    assert route.call_count == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"[{", "application/json"),
+        (b"", "application/json"),
+        (b'{"name": "vol1"}', "application/json"),
+        (b'[{"props": {}}]', "application/json"),
+        (b'[{"name": 1, "props": "x"}]', "application/json"),
+        (b"<html></html>", "text/html"),
+    ],
+)
+async def test_malformed_list_answers(
+    router: respx.Router, client: LinstorClient, body: bytes, content_type: str
+) -> None:
+    router.get(f"{A}/v1/resource-definitions").mock(
+        return_value=httpx.Response(200, content=body, headers={"Content-Type": content_type})
+    )
+    with pytest.raises(LinstorProtocolError):
+        await client.list_resource_definitions()
+
+
+async def test_wrong_shape_of_a_single_object(router: respx.Router, client: LinstorClient) -> None:
+    router.get(f"{A}/v1/controller/version").mock(return_value=httpx.Response(200, json=[VERSION]))
+    with pytest.raises(LinstorProtocolError):
+        await client.controller_version()
+
+
+async def test_malformed_rc_list(router: respx.Router, client: LinstorClient) -> None:
+    router.post(f"{A}/v1/resource-definitions").mock(
+        return_value=httpx.Response(201, json=[{"message": "x"}])
+    )
+    with pytest.raises(LinstorProtocolError, match="malformed ApiCallRc"):
+        await client.create_resource_definition("vol1")
+
+
+# ---- ApiCallRc lists ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "ret_code", "expected"),
+    [
+        (500, RD_DUPLICATE, LinstorExists),
+        (404, RAW_NOT_FOUND_RSC_DFN, LinstorNotFound),
+        (404, RD_MODIFY_MISSING, LinstorNotFound),
+        (404, RD_CREATE_RG_MISSING, LinstorNotFound),
+        (500, RD_INVALID_NAME, LinstorInvalid),
+        (500, RD_INVALID_PROP, LinstorInvalid),
+        (400, API_CALL_PARSE_ERROR, LinstorInvalid),
+        (500, RD_DELETE_HAS_SNAPSHOTS, LinstorExists),
+        (500, SNAPSHOT_NOT_CONNECTED, LinstorConflict),
+        (401, TOKEN_REJECTED, LinstorAccessDenied),
+    ],
+)
+async def test_rc_errors_map_by_ret_code(
+    router: respx.Router, client: LinstorClient, status: int, ret_code: int, expected: type[LinstorApiError]
+) -> None:
+    body = [rc(ret_code, "refused", cause="because", details="Resource definition: vol1")]
+    route = router.post(f"{A}/v1/resource-definitions").mock(return_value=httpx.Response(status, json=body))
+    with pytest.raises(expected) as info:
+        await client.create_resource_definition("vol1")
+    err = info.value
+    assert type(err) is expected
+    assert (err.status, err.rc.ret_code, err.controller) == (status, ret_code, A)
+    assert str(err) == "refused; cause: because"
+    assert route.call_count == 1
+
+
+async def test_unknown_error_is_a_server_error(router: respx.Router, client: LinstorClient) -> None:
+    router.put(f"{A}/v1/resource-definitions/vol1").mock(
+        return_value=httpx.Response(500, json=[rc(FAIL_UNKNOWN_ERROR, "An unknown error occurred.")])
+    )
+    with pytest.raises(LinstorServerError) as info:
+        await client.modify_resource_definition("vol1", override_props={"Aux/x": "y"})
+    assert [r.ret_code for r in info.value.rcs] == [FAIL_UNKNOWN_ERROR]
+
+
+async def test_first_error_entry_decides(router: respx.Router, client: LinstorClient) -> None:
+    body = [rc(RD_CREATED, "props set"), rc(RD_INVALID_PROP, "bad prop"), rc(RD_DUPLICATE, "dup")]
+    router.post(f"{A}/v1/resource-definitions").mock(return_value=httpx.Response(500, json=body))
+    with pytest.raises(LinstorInvalid, match="bad prop") as info:
+        await client.create_resource_definition("vol1", props={"Foo/bar": "x"})
+    assert len(info.value.rcs) == 3
+
+
+async def test_error_entry_in_a_2xx_answer_still_raises(router: respx.Router, client: LinstorClient) -> None:
+    router.put(f"{A}/v1/resource-definitions/vol1").mock(
+        return_value=httpx.Response(200, json=[rc(RD_INVALID_PROP)])
+    )
+    with pytest.raises(LinstorInvalid):
+        await client.modify_resource_definition("vol1", delete_props=["Aux/x"])
+
+
+async def test_error_status_without_error_entries(router: respx.Router, client: LinstorClient) -> None:
+    router.post(f"{A}/v1/resource-definitions").mock(return_value=httpx.Response(500, json=[rc(RD_CREATED)]))
+    with pytest.raises(LinstorServerError):
+        await client.create_resource_definition("vol1")
+    router.get(f"{A}/v1/resource-definitions/x").mock(return_value=httpx.Response(404, json=[]))
+    with pytest.raises(LinstorProtocolError):
+        await client.get_resource_definition("x")
+
+
+async def test_delete_of_a_missing_rd_returns_false(router: respx.Router, client: LinstorClient) -> None:
+    router.delete(f"{A}/v1/resource-definitions/gone").mock(
+        return_value=httpx.Response(200, json=[rc(DELETE_MISSING_RD, "Resource definition: gone not found.")])
+    )
+    router.delete(f"{A}/v1/resource-definitions/vol1").mock(
+        return_value=httpx.Response(200, json=[rc(RD_DELETED, "Resource definition 'vol1' deleted.")])
+    )
+    assert await client.delete_resource_definition("gone") is False
+    assert await client.delete_resource_definition("vol1") is True
+
+
+async def test_delete_of_a_missing_snapshot_returns_false(
+    router: respx.Router, client: LinstorClient
+) -> None:
+    router.delete(f"{A}/v1/resource-definitions/vol1/snapshots/s1").mock(
+        return_value=httpx.Response(200, json=[rc(DELETE_MISSING_SNAPSHOT)])
+    )
+    assert await client.delete_snapshot("vol1", "s1") is False
+
+
+async def test_spawn_without_resources(router: respx.Router, client: LinstorClient) -> None:
+    router.post(f"{A}/v1/resource-groups/rg1/spawn").mock(
+        return_value=httpx.Response(
+            201, json=[rc(RD_CREATED), rc(SPAWN_NO_RESOURCES, "no resources deployed")]
+        )
+    )
+    rcs = await client.spawn("rg1", "vol1", [1024], definitions_only=True)
+    assert spawned_without_resources(rcs)
+    assert not spawned_without_resources([ApiCallRc(ret_code=RD_CREATED)])
+
+
+# ---- request encoding --------------------------------------------------------------------------------
+
+
+async def test_props_filters_are_repeated_and_url_encoded(
+    router: respx.Router, client: LinstorClient
+) -> None:
+    route = router.get(f"{A}/v1/resource-definitions").mock(return_value=httpx.Response(200, json=[]))
+    await client.list_resource_definitions(
+        names=["vol1"],
+        props=["Aux/Incus/name=incus-volume-c1", "Aux/Incus/type=a+b&c", "Aux/Incus/uuid"],
+        with_volume_definitions=True,
+    )
+    query = route.calls.last.request.url.query.decode()
+    assert query == (
+        "resource_definitions=vol1"
+        "&props=Aux%2FIncus%2Fname%3Dincus-volume-c1"
+        "&props=Aux%2FIncus%2Ftype%3Da%2Bb%26c"
+        "&props=Aux%2FIncus%2Fuuid"
+        "&with_volume_definitions=true"
+    )
+
+
+async def test_resource_group_props_filter(router: respx.Router, client: LinstorClient) -> None:
+    route = router.get(f"{A}/v1/resource-groups").mock(return_value=httpx.Response(200, json=[]))
+    await client.list_resource_groups(props=["Aux/Incus/pool=p1"])
+    assert route.calls.last.request.url.query == b"props=Aux%2FIncus%2Fpool%3Dp1"
+
+
+async def test_pagination_params(router: respx.Router, client: LinstorClient) -> None:
+    route = router.get(f"{A}/v1/resource-definitions").mock(return_value=httpx.Response(200, json=[]))
+    await client.list_resource_definitions(offset=10, limit=5)
+    assert route.calls.last.request.url.query == b"offset=10&limit=5"
+    await client.list_resource_definitions(offset=10)
+    assert route.calls.last.request.url.query == b""
+
+
+async def test_names_in_paths_are_escaped(router: respx.Router, client: LinstorClient) -> None:
+    route = router.get(url__regex=r".*/v1/resource-definitions/.*").mock(
+        return_value=httpx.Response(404, json=[])
+    )
+    with pytest.raises(LinstorError):
+        await client.get_resource_definition("a/b?c")
+    assert route.calls.last.request.url.raw_path == b"/v1/resource-definitions/a%2Fb%3Fc"
+
+
+# ---- clone -------------------------------------------------------------------------------------------
+
+
+def clone_started(*messages: dict[str, Any]) -> dict[str, Any]:
+    """A ResourceDefinitionCloneStarted body."""
+    return {
+        "location": "/v1/resource-definitions/src/clone/dst",
+        "source_name": "src",
+        "clone_name": "dst",
+        "messages": list(messages),
+    }
+
+
+async def test_clone_started(router: respx.Router, client: LinstorClient) -> None:
+    route = router.post(f"{A}/v1/resource-definitions/src/clone").mock(
+        return_value=httpx.Response(201, json=clone_started(rc(RD_CREATED, "created")))
+    )
+    started = await client.clone("src", CloneRequest(name="dst", override_props={"Aux/Incus/name": "c"}))
+    assert (started.clone_name, [m.ret_code for m in started.messages]) == ("dst", [RD_CREATED])
+    sent = route.calls.last.request
+    assert sent.headers["Content-Type"] == "application/json"
+    assert sent.content == b'{"name":"dst","override_props":{"Aux/Incus/name":"c"}}'
+
+
+@pytest.mark.parametrize(
+    ("status", "ret_code", "expected"),
+    [
+        (500, RD_DUPLICATE, LinstorExists),
+        (500, RD_INVALID_NAME, LinstorInvalid),
+        (201, RD_DUPLICATE, LinstorExists),
+    ],
+)
+async def test_clone_errors_inside_the_clone_started_body(
+    router: respx.Router, client: LinstorClient, status: int, ret_code: int, expected: type[LinstorApiError]
+) -> None:
+    router.post(f"{A}/v1/resource-definitions/src/clone").mock(
+        return_value=httpx.Response(status, json=clone_started(rc(ret_code, "clone refused")))
+    )
+    with pytest.raises(expected, match="clone refused") as info:
+        await client.clone("src", CloneRequest(name="dst"))
+    assert info.value.status == status
+
+
+async def test_clone_of_a_missing_source(router: respx.Router, client: LinstorClient) -> None:
+    router.post(f"{A}/v1/resource-definitions/nope/clone").mock(
+        return_value=httpx.Response(
+            404, json=[rc(RD_MODIFY_MISSING, "Resource definition 'nope' not found.")]
+        )
+    )
+    with pytest.raises(LinstorNotFound):
+        await client.clone("nope", CloneRequest(name="dst"))
+
+
+async def test_clone_that_never_answers_times_out_once(router: respx.Router, client: LinstorClient) -> None:
+    """LINSTOR never answers a clone request with bad JSON (reference §2.8): a POST, so no retry."""
+    route = router.post(f"{A}/v1/resource-definitions/src/clone").mock(side_effect=httpx.ReadTimeout)
+    with pytest.raises(LinstorTimeout):
+        await client.clone("src", CloneRequest(name="dst"))
+    assert route.call_count == 1
+
+
+async def test_clone_status_with_unknown_value(router: respx.Router, client: LinstorClient) -> None:
+    router.get(f"{A}/v1/resource-definitions/src/clone/dst").mock(
+        return_value=httpx.Response(200, json={"status": "WEIRD"})
+    )
+    with pytest.raises(LinstorProtocolError):
+        await client.clone_status("src", "dst")
