@@ -1,0 +1,19 @@
+"""Annotated dependency aliases: route signatures stay one line."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, Request
+
+if TYPE_CHECKING:
+    from app.main import Services
+
+
+def services(request: Request) -> Services:
+    """The objects the lifespan built for this process."""
+    svc: Services = request.app.state.services
+    return svc
+
+
+ServicesDep = Annotated["Services", Depends(services)]

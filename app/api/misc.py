@@ -1,0 +1,56 @@
+"""Pools, reverse resolution, health and readiness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from app.api.common import cache_headers, problems
+from app.api.deps import ServicesDep
+from app.api.schemas import Health, Pool, PoolList, Resolution, Volume
+from app.errors import InvalidInput, NotFound
+from app.naming import LINSTOR_NAME_RE
+
+router = APIRouter()
+
+
+@router.get("/v1/pools", tags=["pools"], responses=problems())
+async def list_pools(svc: ServicesDep) -> PoolList:
+    """The pools: LINSTOR resource groups."""
+    return PoolList(pools=[Pool.of(g) for g in await svc.volumes.pools()])
+
+
+@router.get("/v1/resolve/{linstor_name}", tags=["resolve"], responses=problems(404))
+async def resolve(linstor_name: str, svc: ServicesDep, response: Response) -> Resolution:
+    """Reverse lookup: the volume (and snapshot) behind a LINSTOR resource definition or snapshot name."""
+    if not LINSTOR_NAME_RE.fullmatch(linstor_name):
+        raise InvalidInput("invalid_name", f"{linstor_name!r} is not a valid LINSTOR name")
+    record, info = await svc.resolver.by_rd_name(linstor_name)
+    if record is not None:
+        cache_headers(response, info)
+        return Resolution(linstor_name=record.rd_name, kind="resource-definition", volume=Volume.of(record))
+    found, info = await svc.resolver.by_snapshot_name(linstor_name)
+    if found is None:
+        raise NotFound(
+            "linstor_name_not_found", f"No volume or snapshot of this service is named {linstor_name!r}"
+        )
+    parent, snapshot = found
+    cache_headers(response, info)
+    return Resolution(
+        linstor_name=parent.snapshots[snapshot], kind="snapshot", volume=Volume.of(parent), snapshot=snapshot
+    )
+
+
+@router.get("/healthz", tags=["health"])
+async def healthz() -> Health:
+    """Liveness: the process serves requests."""
+    return Health(status="ok")
+
+
+@router.get("/readyz", tags=["health"], responses={503: {"model": Health}})
+async def readyz(svc: ServicesDep, response: Response) -> Health:
+    """Readiness: LINSTOR answers and the cache (when configured) is usable; 503 with the reason otherwise."""
+    checks = await svc.readiness()
+    ok = all(v == "ok" for v in checks.values())
+    if not ok:
+        response.status_code = 503
+    return Health(status="ok" if ok else "unavailable", checks=checks)

@@ -1,0 +1,91 @@
+"""Volume routes: create, copy, list, look up, rename, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Query, Response
+
+from app.api.common import cache_headers, problems
+from app.api.deps import ServicesDep
+from app.api.schemas import Volume, VolumeCreate, VolumeList, VolumeRename
+from app.identity import VolumeRecord, VolumeType
+from app.volumes import CreateSpec, SourceSpec, make_key
+
+router = APIRouter(prefix="/v1/pools/{pool}/volumes", tags=["volumes"])
+ProjectQuery = Query("default", description="Incus project of the volume.")
+
+
+def volume_path(record: VolumeRecord) -> str:
+    """The URL path of a volume."""
+    k = record.key
+    base = f"/v1/pools/{quote(k.pool, safe='')}/volumes/{k.type.value}/{quote(k.name, safe='')}"
+    return f"{base}?project={quote(k.project, safe='')}"
+
+
+@router.post("", status_code=201, responses=problems(404, 409, 502))
+async def create_volume(pool: str, body: VolumeCreate, svc: ServicesDep, response: Response) -> Volume:
+    """Create a volume, or copy one (`source`) with a LINSTOR clone that carries the new identity."""
+    source = body.source
+    spec = CreateSpec(
+        name=body.name,
+        type=body.type,
+        content_type=body.content_type,
+        project=body.project,
+        size_bytes=int(body.size) if body.size is not None else None,
+        description=body.description,
+        source=SourceSpec(source.type, source.name, source.project, source.pool, source.snapshot)
+        if source
+        else None,
+    )
+    record = await (
+        svc.snapshots.create_from_snapshot(pool, spec)
+        if source and source.snapshot
+        else svc.volumes.create(pool, spec)
+    )
+    response.headers["Location"] = volume_path(record)
+    return Volume.of(record)
+
+
+@router.get("", responses=problems(404))
+async def list_volumes(
+    pool: str,
+    svc: ServicesDep,
+    response: Response,
+    project: Annotated[str | None, Query(description="Only this project (default: all projects).")] = None,
+    type: Annotated[VolumeType | None, Query(description="Only this type.")] = None,
+    fresh: Annotated[bool, Query(description="Bypass the cache and list from LINSTOR.")] = False,
+) -> VolumeList:
+    """The volumes of a pool (a LINSTOR resource group)."""
+    records, info = await svc.volumes.list_volumes(pool, project=project, vtype=type, fresh=fresh)
+    cache_headers(response, info)
+    return VolumeList(volumes=[Volume.of(r) for r in records])
+
+
+@router.get("/{type}/{name}", responses=problems(404, 409))
+async def get_volume(
+    pool: str, type: VolumeType, name: str, svc: ServicesDep, response: Response, project: str = ProjectQuery
+) -> Volume:
+    """Forward lookup: the LINSTOR resource definition of a volume."""
+    record, info = await svc.volumes.get(make_key(pool, project, type, name))
+    cache_headers(response, info)
+    return Volume.of(record)
+
+
+@router.patch("/{type}/{name}", responses=problems(404, 409))
+async def rename_volume(
+    pool: str, type: VolumeType, name: str, body: VolumeRename, svc: ServicesDep, project: str = ProjectQuery
+) -> Volume:
+    """Rename: one property update of Aux/<ns>/name; the LINSTOR name never changes."""
+    record = await svc.volumes.rename(make_key(pool, project, type, name), body.name)
+    return Volume.of(record)
+
+
+@router.delete("/{type}/{name}", status_code=204, responses=problems(404, 409))
+async def delete_volume(
+    pool: str, type: VolumeType, name: str, svc: ServicesDep, project: str = ProjectQuery
+) -> Response:
+    """Delete a volume: its snapshots first, then its resource definition."""
+    await svc.volumes.delete(make_key(pool, project, type, name))
+    return Response(status_code=204)

@@ -1,0 +1,157 @@
+"""linstor-names serve | emulator | dev | cache migrate | cache rebuild | openapi."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+
+import uvicorn
+from pydantic import ValidationError
+
+from app.settings import Settings
+
+
+def _settings(env_file: str | None) -> Settings:
+    try:
+        return Settings(_env_file=env_file) if env_file else Settings()
+    except ValidationError as exc:
+        # A bad prefix or namespace must stop the service with a clear message, not a traceback.
+        lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        sys.exit("linstor-names: invalid settings (LINSTOR_NAMES_*):\n" + "\n".join(lines))
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from app.main import create_app
+
+    app = create_app(_settings(args.env_file))
+    uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level=args.log_level)
+
+
+def _emulator(args: argparse.Namespace) -> None:
+    from app.emulator import run_emulator
+
+    run_emulator(args.host, args.port, state_file=args.state_file)
+
+
+def _dev(args: argparse.Namespace) -> None:
+    """The embedded default: the LINSTOR emulator and the service in one process, SQLite cache."""
+    from app.emulator import EmulatorState, create_emulator_app
+    from app.linstor.config import ConnectionConfig
+    from app.main import create_app
+
+    settings = _settings(args.env_file)
+    emulator = create_emulator_app(state=EmulatorState())
+    service = create_app(settings, linstor=ConnectionConfig(urls=(f"http://127.0.0.1:{args.emulator_port}",)))
+    servers = [
+        uvicorn.Server(
+            uvicorn.Config(
+                emulator,
+                host="127.0.0.1",
+                port=args.emulator_port,
+                access_log=False,
+                log_level=args.log_level,
+            )
+        ),
+        uvicorn.Server(
+            uvicorn.Config(
+                service, host=args.host, port=args.port, access_log=False, log_level=args.log_level
+            )
+        ),
+    ]
+    print(
+        f"LINSTOR emulator on http://127.0.0.1:{args.emulator_port}; "
+        f"linstor-names on http://{args.host}:{args.port} (Swagger UI: /docs); cache {settings.cache_url}",
+        file=sys.stderr,
+    )
+
+    async def both() -> None:
+        await asyncio.gather(*(s.serve() for s in servers))
+
+    asyncio.run(both())
+
+
+def _cache(args: argparse.Namespace) -> None:
+    from app.cache.store import CacheStore
+
+    settings = _settings(args.env_file)
+    if not settings.cache_enabled:
+        sys.exit(
+            "linstor-names: no cache configured "
+            "(LINSTOR_NAMES_CACHE_URL=none or LINSTOR_NAMES_CACHE_MODE=off)"
+        )
+    store = CacheStore.open(settings.cache_url)
+    if args.cache_command == "migrate":
+        store.upgrade()
+        print(f"cache schema at head: {settings.cache_url}")
+        asyncio.run(store.close())
+        return
+    asyncio.run(_rebuild(settings, store))
+
+
+async def _rebuild(settings: Settings, store: object) -> None:
+    from app.cache.store import CacheStore
+    from app.cache.sync import full_sync
+    from app.linstor import LinstorClient
+    from app.linstor.config import ConnectionConfig
+    from app.naming import Codec
+    from app.resolver import Resolver
+
+    assert isinstance(store, CacheStore)
+    await asyncio.to_thread(store.upgrade)
+    async with LinstorClient(ConnectionConfig.from_env(os.environ)) as client:
+        resolver = Resolver(
+            client, Codec(settings.volume_prefix, settings.property_namespace), store, settings.cache_mode
+        )
+        await store.clear()
+        result = await full_sync(store, client, namespace=settings.property_namespace, decode=resolver.decode)
+    await store.close()
+    print(f"cache rebuilt from LINSTOR: {result.volumes} volumes in {result.duration:.2f}s")
+
+
+def _openapi(args: argparse.Namespace) -> None:
+    from app.main import create_app
+
+    print(json.dumps(create_app(Settings(cache_url="none")).openapi(), indent=2, sort_keys=False))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `linstor-names` console script."""
+    parser = argparse.ArgumentParser(prog="linstor-names", description=__doc__)
+    parser.add_argument("--env-file", help="read LINSTOR_NAMES_* settings from this file too")
+    parser.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the service (LINSTOR from LS_CONTROLLERS)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=_serve)
+
+    emu = sub.add_parser("emulator", help="run the LINSTOR REST emulator")
+    emu.add_argument("--host", default="127.0.0.1")
+    emu.add_argument("--port", type=int, default=3370)
+    emu.add_argument("--state-file", help="load state from this JSON file at start, save it at shutdown")
+    emu.set_defaults(func=_emulator)
+
+    dev = sub.add_parser("dev", help="the emulator and the service in one process (make run)")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8000)
+    dev.add_argument("--emulator-port", type=int, default=3370)
+    dev.set_defaults(func=_dev)
+
+    cache = sub.add_parser("cache", help="manage the lookup cache")
+    cache.add_argument("cache_command", choices=["migrate", "rebuild"])
+    cache.set_defaults(func=_cache)
+
+    sub.add_parser("openapi", help="print the OpenAPI document").set_defaults(func=_openapi)
+
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""The service's error tree; one handler (app/api/errors.py) turns it into RFC 9457 problem+json.
+
+ServiceError                    status  code (stable, documented in the README)
+ ├── InvalidInput                 422   invalid_name, invalid_project, invalid_size, invalid_content_type, ...
+ ├── NotFound                     404   volume_not_found, pool_not_found, snapshot_not_found, ...
+ ├── Conflict                     409   volume_exists, snapshot_exists, ambiguous_volume, linstor_refused, ...
+ └── UpstreamError                502/503/504  linstor_unavailable, linstor_timeout, clone_failed, ...
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ServiceError(Exception):
+    """An error with a stable machine-readable code and an HTTP status."""
+
+    status = 500
+    title = "Internal error"
+
+    def __init__(self, code: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.extra = extra
+
+
+class InvalidInput(ServiceError):
+    """The request is well-formed JSON but asks for something invalid."""
+
+    status = 422
+    title = "Invalid input"
+
+
+class NotFound(ServiceError):
+    """The addressed object does not exist."""
+
+    status = 404
+    title = "Not found"
+
+
+class Conflict(ServiceError):
+    """The request conflicts with the current state."""
+
+    status = 409
+    title = "Conflict"
+
+
+class UpstreamError(ServiceError):
+    """LINSTOR could not do what was asked (502), is unreachable (503) or too slow (504)."""
+
+    status = 502
+    title = "LINSTOR error"
+
+    def __init__(self, code: str, detail: str, *, status: int = 502, **extra: Any) -> None:
+        super().__init__(code, detail, **extra)
+        self.status = status
+        self.title = {503: "LINSTOR unavailable", 504: "LINSTOR timeout"}.get(status, self.title)

@@ -1,0 +1,243 @@
+"""Resolution of identities to resource definitions, through the cache when one is configured.
+
+Modes (LINSTOR_NAMES_CACHE_MODE):
+- verify: a cache hit is served only after one GET /v1/resource-definitions/{rd} confirms it (a name match
+  inside the controller instead of a props-filter scan, and one request instead of Incus's 2-4); a stale
+  entry is repaired and the lookup falls back to the props filter.
+- trust: hits come from the cache alone; staleness is bounded by the resync interval and reported (Age).
+- off, or LINSTOR_NAMES_CACHE_URL=none: every lookup is a props-filtered list, as Incus does.
+Misses always go to LINSTOR: the cache is never authoritative, only LINSTOR is.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from app.identity import VolumeKey, VolumeRecord, VolumeType
+from app.linstor import LinstorClient, LinstorNotFound
+from app.linstor.models import ResourceDefinition
+from app.naming import Codec
+from app.settings import CacheMode
+from app.upstream import upstream
+
+
+class Cached(Protocol):
+    """A cache row: the record and when it was written."""
+
+    @property
+    def record(self) -> VolumeRecord: ...
+
+    @property
+    def updated_at(self) -> float: ...
+
+
+class CacheBackend(Protocol):
+    """What the resolver needs of the cache store (app/cache/store.py)."""
+
+    async def by_key(self, key: VolumeKey) -> Sequence[Cached]: ...
+    async def by_rd(self, rd_name: str) -> Cached | None: ...
+    async def by_snapshot(self, linstor_snapshot: str) -> tuple[Cached, str] | None: ...
+    async def list_volumes(
+        self, pool: str, *, project: str | None = None, type: VolumeType | None = None
+    ) -> Iterable[Cached]: ...
+    async def put(self, record: VolumeRecord) -> None: ...
+    async def delete(self, rd_name: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    """How an answer was served: RFC 9211 Cache-Status and, for trusted hits, its age in seconds."""
+
+    status: str
+    age: float | None = None
+
+
+MISS = CacheInfo("fwd=miss")
+BYPASS = CacheInfo("fwd=bypass")
+
+
+@dataclass
+class CacheCounters:
+    """Hits and misses of this process."""
+
+    hits: int = 0
+    misses: int = 0
+    last_sync: float | None = None
+
+
+def sizes_of(rd: ResourceDefinition) -> tuple[int, ...]:
+    """Volume definition sizes ordered by volume number."""
+    return tuple(vd.size_kib for vd in sorted(rd.volume_definitions, key=lambda v: v.volume_number))
+
+
+def same_pool(a: str, b: str) -> bool:
+    """Resource group names are case-insensitive in LINSTOR."""
+    return a.upper() == b.upper()
+
+
+class Resolver:
+    """Finds volumes by identity, by LINSTOR name and by pool; keeps the cache current."""
+
+    def __init__(
+        self, client: LinstorClient, codec: Codec, cache: CacheBackend | None, mode: CacheMode
+    ) -> None:
+        self.client = client
+        self.codec = codec
+        self.cache = cache if mode is not CacheMode.OFF else None
+        self.mode = mode
+        self.counters = CacheCounters()
+
+    def decode(self, rd: ResourceDefinition) -> VolumeRecord | None:
+        """The volume held by a resource definition (pool = its resource group)."""
+        return self.codec.decode(rd.resource_group_name, rd.name, rd.props, sizes_of(rd))
+
+    # ---- forward ---------------------------------------------------------------------------------------
+
+    async def find(self, key: VolumeKey) -> tuple[list[VolumeRecord], CacheInfo]:
+        """All resource definitions holding `key` (more than one is a conflict the caller reports)."""
+        if self.cache is None:
+            return await self.find_in_linstor(key), BYPASS
+        cached = await self.cache.by_key(key)
+        if len(cached) == 1:
+            hit = cached[0]
+            if self.mode is CacheMode.TRUST:
+                self.counters.hits += 1
+                return [hit.record], self._trusted(hit)
+            confirmed = await self._confirm(hit.record)
+            if confirmed is not None and self._matches(confirmed, key):
+                self.counters.hits += 1
+                return [confirmed], CacheInfo("hit")
+        self.counters.misses += 1
+        records = await self.find_in_linstor(key)
+        for stale in cached:
+            if stale.record.rd_name not in {r.rd_name for r in records}:
+                await self.cache.delete(stale.record.rd_name)
+        for record in records:
+            await self.cache.put(record)
+        return records, MISS
+
+    async def find_in_linstor(self, key: VolumeKey) -> list[VolumeRecord]:
+        """Incus's lookup: props filter on name and type, then keep the pool's resource group (§3.1)."""
+        with upstream("look up volume"):
+            rds = await self.client.list_resource_definitions(
+                props=self.codec.lookup_filters(key), with_volume_definitions=True
+            )
+        records = [self.decode(rd) for rd in rds if same_pool(rd.resource_group_name, key.pool)]
+        return [r for r in records if r is not None and self._matches(r, key)]
+
+    async def _confirm(self, cached: VolumeRecord) -> VolumeRecord | None:
+        """Read the cached RD by name; the fresh record (cached sizes kept), or None when it is gone."""
+        with upstream("verify cache entry"):
+            try:
+                rd = await self.client.get_resource_definition(cached.rd_name)
+            except LinstorNotFound:
+                return None
+        fresh = self.decode(rd)
+        if fresh is None:
+            return None
+        # GET /v1/resource-definitions/{rd} never carries volume definitions (linstor-rest-api.md §2.4)
+        fresh = replace(fresh, volume_sizes_kib=cached.volume_sizes_kib)
+        if fresh != cached and self.cache is not None:
+            await self.cache.put(fresh)
+        return fresh
+
+    def _trusted(self, hit: Cached) -> CacheInfo:
+        confirmed_at = max(hit.updated_at, self.counters.last_sync or 0.0)
+        return CacheInfo("hit", age=max(0.0, time.time() - confirmed_at))
+
+    @staticmethod
+    def _matches(record: VolumeRecord, key: VolumeKey) -> bool:
+        k = record.key
+        return same_pool(k.pool, key.pool) and (k.project, k.type, k.name) == (
+            key.project,
+            key.type,
+            key.name,
+        )
+
+    # ---- lists -----------------------------------------------------------------------------------------
+
+    async def list_volumes(
+        self, pool: str, *, project: str | None, vtype: VolumeType | None, fresh: bool = False
+    ) -> tuple[list[VolumeRecord], CacheInfo]:
+        """Volumes of a pool, from the cache unless `fresh` or no cache (then one LINSTOR list)."""
+        if self.cache is not None and not fresh:
+            rows = list(await self.cache.list(pool, project=project, type=vtype))
+            self.counters.hits += 1
+            age = time.time() - self.counters.last_sync if self.counters.last_sync else None
+            return [r.record for r in rows], CacheInfo("hit", age=age)
+        props = [self.codec.keys.name]
+        if vtype is not None:
+            props.append(f"{self.codec.keys.type}={vtype.linstor}")
+        with upstream("list volumes"):
+            rds = await self.client.list_resource_definitions(props=props, with_volume_definitions=True)
+        records = [self.decode(rd) for rd in rds if same_pool(rd.resource_group_name, pool)]
+        found = [r for r in records if r is not None and (project is None or r.key.project == project)]
+        found.sort(key=lambda r: (r.key.project, r.key.type.value, r.key.name))
+        if self.cache is not None:
+            self.counters.misses += 1
+            for record in found:
+                await self.cache.put(record)
+        return found, (MISS if self.cache is not None else BYPASS)
+
+    # ---- reverse ---------------------------------------------------------------------------------------
+
+    async def by_rd_name(self, rd_name: str) -> tuple[VolumeRecord | None, CacheInfo]:
+        """The volume whose resource definition is `rd_name` (one name-filtered read of LINSTOR)."""
+        if self.cache is not None and self.mode is CacheMode.TRUST:
+            hit = await self.cache.by_rd(rd_name)
+            if hit is not None:
+                self.counters.hits += 1
+                return hit.record, self._trusted(hit)
+        with upstream("resolve resource definition"):
+            rds = await self.client.list_resource_definitions(names=[rd_name], with_volume_definitions=True)
+        record = self.decode(rds[0]) if rds else None
+        if self.cache is not None:
+            self.counters.misses += 1
+            if record is not None:
+                await self.cache.put(record)
+        return record, (MISS if self.cache is not None else BYPASS)
+
+    async def by_snapshot_name(self, snapshot: str) -> tuple[tuple[VolumeRecord, str] | None, CacheInfo]:
+        """(volume, Incus snapshot name) for a LINSTOR snapshot name."""
+        if self.cache is not None:
+            hit = await self.cache.by_snapshot(snapshot)
+            if hit is not None:
+                row, incus_name = hit
+                if self.mode is CacheMode.TRUST:
+                    self.counters.hits += 1
+                    return (row.record, incus_name), self._trusted(row)
+                fresh = await self._confirm(row.record)
+                if fresh is not None and fresh.snapshots.get(incus_name, "").upper() == snapshot.upper():
+                    self.counters.hits += 1
+                    return (fresh, incus_name), CacheInfo("hit")
+                if fresh is None:
+                    await self.cache.delete(row.record.rd_name)
+            self.counters.misses += 1
+        # No props filter exists for snapshots: scan the snapshot view, then read the parent by name.
+        with upstream("resolve snapshot"):
+            snaps = await self.client.view_snapshots()
+        for snap in snaps:
+            if snap.name.upper() != snapshot.upper():
+                continue
+            record, _ = await self.by_rd_name(snap.resource_name)
+            if record is None:
+                continue
+            for incus_name, linstor_name in record.snapshots.items():
+                if linstor_name.upper() == snapshot.upper():
+                    return (record, incus_name), (MISS if self.cache is not None else BYPASS)
+        return None, (MISS if self.cache is not None else BYPASS)
+
+    # ---- write-through ---------------------------------------------------------------------------------
+
+    async def written(self, record: VolumeRecord) -> None:
+        """The service changed `record` in LINSTOR."""
+        if self.cache is not None:
+            await self.cache.put(record)
+
+    async def removed(self, rd_name: str) -> None:
+        """The service deleted `rd_name` from LINSTOR."""
+        if self.cache is not None:
+            await self.cache.delete(rd_name)

@@ -1,0 +1,257 @@
+"""Snapshots: create, list, rename, delete, restore (rollback), and new volumes from a snapshot.
+
+Incus maps each snapshot with a key on the parent RD, `Aux/<ns>/snapshot-name/<incus name>` = LINSTOR
+snapshot name (its code writes `snapshot-name`; its documentation shows `SnapshotName`:
+incus-linstor-driver.md §2.5). LINSTOR snapshot names come from the same `<prefix><uuid4 hex>` generator.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+
+from app.errors import Conflict, InvalidInput, NotFound
+from app.identity import VolumeKey, VolumeRecord
+from app.linstor import LinstorExists, LinstorNotFound
+from app.linstor.models import ResourceGroupCreate, Snapshot
+from app.naming import random_linstor_name, validate_snapshot_name
+from app.upstream import upstream
+from app.volumes import CreateSpec, VolumeService, check_copy_types, copy_content, make_key, source_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SnapshotView:
+    """A mapped snapshot: its Incus name and what LINSTOR reports of it."""
+
+    name: str
+    linstor: Snapshot
+
+
+class SnapshotService:
+    """Snapshot operations on top of the volume service."""
+
+    def __init__(self, volumes: VolumeService) -> None:
+        self.volumes = volumes
+        self.client = volumes.client
+        self.keys = volumes.codec.keys
+        self.settings = volumes.settings
+
+    # ---- read ------------------------------------------------------------------------------------------
+
+    async def list_snapshots(self, key: VolumeKey) -> list[SnapshotView]:
+        """The volume's mapped snapshots, oldest first (LINSTOR snapshots without a mapping are not shown)."""
+        record, _ = await self.volumes.get(key)
+        with upstream("list snapshots"):
+            snaps = await self.client.list_snapshots(record.rd_name)
+        by_name = {s.name.upper(): s for s in snaps}
+        views = [
+            SnapshotView(incus, by_name[linstor.upper()])
+            for incus, linstor in record.snapshots.items()
+            if linstor.upper() in by_name
+        ]
+        return sorted(views, key=lambda v: (v.linstor.created_on or 0, v.name))
+
+    async def get(self, key: VolumeKey, name: str) -> SnapshotView:
+        """One snapshot: 404 snapshot_not_found when unmapped or gone from LINSTOR."""
+        record, _ = await self.volumes.get(key)
+        return SnapshotView(name, await self._linstor_snapshot(record, name))
+
+    async def _linstor_snapshot(self, record: VolumeRecord, name: str) -> Snapshot:
+        linstor_name = self._mapped(record, name)
+        with upstream("read snapshot"):
+            try:
+                return await self.client.get_snapshot(record.rd_name, linstor_name)
+            except LinstorNotFound as exc:
+                raise NotFound(
+                    "snapshot_not_found", f"Snapshot {name!r} of {record.key.name!r} is gone from LINSTOR"
+                ) from exc
+
+    def _mapped(self, record: VolumeRecord, name: str) -> str:
+        try:
+            return record.snapshots[name]
+        except KeyError:
+            raise NotFound(
+                "snapshot_not_found", f"Volume {record.key.name!r} has no snapshot {name!r}"
+            ) from None
+
+    # ---- write -----------------------------------------------------------------------------------------
+
+    async def create(self, key: VolumeKey, name: str) -> SnapshotView:
+        """Take a LINSTOR snapshot and record the mapping; a failed mapping write removes the snapshot."""
+        validate_snapshot_name(name)
+        self.volumes.codec.check_snapshot_key(name)
+        async with self.volumes.locks.hold(key):
+            record, _ = await self.volumes.get(key)
+            if name in record.snapshots:
+                try:
+                    await self._linstor_snapshot(record, name)
+                    raise Conflict("snapshot_exists", f"Volume {key.name!r} already has a snapshot {name!r}")
+                except NotFound:
+                    pass  # a stale mapping (its LINSTOR snapshot is gone): the name is free again
+            snap = random_linstor_name(self.settings.volume_prefix)
+            with upstream("create snapshot"):
+                await self.client.create_snapshot(record.rd_name, snap)
+            try:
+                with upstream("record snapshot mapping"):
+                    await self.client.modify_resource_definition(
+                        record.rd_name, override_props={self.keys.snapshot(name): snap}
+                    )
+                    taken = await self.client.get_snapshot(record.rd_name, snap)
+            except BaseException:
+                await self._drop_snapshot(record.rd_name, snap)
+                raise
+            await self.volumes.resolver.written(replace(record, snapshots={**record.snapshots, name: snap}))
+            return SnapshotView(name, taken)
+
+    async def _drop_snapshot(self, rd: str, snap: str) -> None:
+        try:
+            await self.client.delete_snapshot(rd, snap)
+        except Exception:  # keep the original error; the unmapped snapshot is logged for an operator
+            log.exception("could not remove snapshot %s of %s after a failed mapping write", snap, rd)
+
+    async def rename(self, key: VolumeKey, name: str, new_name: str) -> SnapshotView:
+        """Rename in one property update: delete the old key and set the new one; LINSTOR is untouched."""
+        validate_snapshot_name(new_name)
+        self.volumes.codec.check_snapshot_key(new_name)
+        async with self.volumes.locks.hold(key):
+            record, _ = await self.volumes.get(key)
+            linstor_name = self._mapped(record, name)
+            if new_name == name:
+                return SnapshotView(name, await self._linstor_snapshot(record, name))
+            if new_name in record.snapshots:
+                raise Conflict("snapshot_exists", f"Volume {key.name!r} already has a snapshot {new_name!r}")
+            with upstream("rename snapshot"):
+                await self.client.modify_resource_definition(
+                    record.rd_name,
+                    override_props={self.keys.snapshot(new_name): linstor_name},
+                    delete_props=self.keys.snapshot_keys(name),
+                )
+            snapshots = {k: v for k, v in record.snapshots.items() if k != name} | {new_name: linstor_name}
+            renamed = replace(record, snapshots=snapshots)
+            await self.volumes.resolver.written(renamed)
+            return SnapshotView(new_name, await self._linstor_snapshot(renamed, new_name))
+
+    async def delete(self, key: VolumeKey, name: str) -> None:
+        """Delete the LINSTOR snapshot, then its mapping key."""
+        async with self.volumes.locks.hold(key):
+            record, _ = await self.volumes.get(key)
+            await self._delete_mapped(record, name)
+
+    async def _delete_mapped(self, record: VolumeRecord, name: str) -> VolumeRecord:
+        linstor_name = self._mapped(record, name)
+        with upstream("delete snapshot"):
+            await self.client.delete_snapshot(record.rd_name, linstor_name)
+            await self.client.modify_resource_definition(
+                record.rd_name, delete_props=self.keys.snapshot_keys(name)
+            )
+        remaining = replace(record, snapshots={k: v for k, v in record.snapshots.items() if k != name})
+        await self.volumes.resolver.written(remaining)
+        return remaining
+
+    async def restore(self, key: VolumeKey, name: str, *, delete_newer: bool) -> list[str]:
+        """Roll the volume back; LINSTOR can only roll back to the latest snapshot, so newer ones must go
+        (Incus's linstor.remove_snapshots). Returns the names of the snapshots deleted."""
+        async with self.volumes.locks.hold(key):
+            record, _ = await self.volumes.get(key)
+            target = await self._linstor_snapshot(record, name)
+            with upstream("list snapshots"):
+                snaps = await self.client.list_snapshots(record.rd_name)
+            incus_of = {v.upper(): k for k, v in record.snapshots.items()}
+            newer = [
+                s for s in snaps if (s.created_on or 0) > (target.created_on or 0) and s.name != target.name
+            ]
+            if newer and not delete_newer:
+                names = sorted(incus_of.get(s.name.upper(), s.name) for s in newer)
+                raise Conflict(
+                    "not_latest_snapshot",
+                    f"LINSTOR can only restore the latest snapshot; newer: {', '.join(names)}. "
+                    "Ask for delete_newer_snapshots to delete them first.",
+                    newer_snapshots=names,
+                )
+            deleted: list[str] = []
+            for snap in sorted(newer, key=lambda s: s.created_on or 0, reverse=True):
+                incus_name = incus_of.get(snap.name.upper())
+                if incus_name is None:  # an unmapped LINSTOR snapshot blocks the rollback just the same
+                    with upstream("delete snapshot"):
+                        await self.client.delete_snapshot(record.rd_name, snap.name)
+                    deleted.append(snap.name)
+                else:
+                    record = await self._delete_mapped(record, incus_name)
+                    deleted.append(incus_name)
+            with upstream("restore snapshot"):
+                await self.client.rollback_snapshot(record.rd_name, target.name)
+            return deleted
+
+    # ---- new volume from a snapshot --------------------------------------------------------------------
+
+    async def create_from_snapshot(self, pool: str, spec: CreateSpec) -> VolumeRecord:
+        """A new volume from a snapshot: create the RD, restore volume definitions and resources.
+
+        LINSTOR's restore copies the snapshot's RD props (the parent's identity and snapshot keys) over the
+        new RD (linstor-rest-api.md §6.4). The restore therefore happens in the staging resource group, and
+        one property update then rewrites the identity, drops the inherited snapshot keys and moves the RD
+        into the pool: no lookup of the parent in its pool ever sees two matches, not even mid-restore, and
+        a crash mid-way leaves the orphan outside every pool.
+        """
+        assert spec.source is not None
+        assert spec.source.snapshot is not None
+        source = spec.source
+        key = make_key(pool, spec.project, spec.type, spec.name)
+        if spec.size_bytes is not None:
+            raise InvalidInput(
+                "invalid_size", "size cannot be set on a copy: the copy has the snapshot's size"
+            )
+        check_copy_types(spec.type, source.type)
+        async with self.volumes.locks.hold(key):
+            group = await self.volumes.require_pool(pool)
+            key = replace(key, pool=group.name)
+            parent = await self.volumes.get_source(source_key(key, source))
+            assert source.snapshot is not None
+            snap = await self._linstor_snapshot(parent, source.snapshot)
+            content = copy_content(spec, parent.content_type)
+            await self.volumes.require_free(key)
+            await self._ensure_staging_group()
+            rd = random_linstor_name(self.settings.volume_prefix)
+            staging = self.settings.staging_resource_group
+            identity = self.volumes.codec.volume_props(key, content, spec.description)
+            async with self.volumes.undo_on_error(rd):
+                with upstream("restore snapshot into a new volume"):
+                    await self.client.create_resource_definition(rd, resource_group=staging)
+                    await self.client.restore_volume_definitions(parent.rd_name, snap.name, rd)
+                    await self.client.restore_resources(parent.rd_name, snap.name, rd)
+                    await self.client.modify_resource_definition(
+                        rd,
+                        override_props=identity,
+                        delete_props=[] if spec.description else [self.keys.description],
+                        delete_namespaces=self.keys.snapshot_namespaces,
+                        resource_group=group.name,
+                    )
+            sizes = tuple(
+                vd.size_kib for vd in sorted(snap.volume_definitions, key=lambda v: v.volume_number)
+            )
+            record = VolumeRecord(
+                key=key,
+                rd_name=rd,
+                content_type=content,
+                description=spec.description,
+                volume_sizes_kib=sizes,
+            )
+            await self.volumes.settle(record)
+            return record
+
+    async def _ensure_staging_group(self) -> None:
+        name = self.settings.staging_resource_group
+        with upstream("prepare staging resource group"):
+            try:
+                await self.client.get_resource_group(name)
+                return
+            except LinstorNotFound:
+                pass
+            try:
+                await self.client.create_resource_group(
+                    ResourceGroupCreate(name=name, description="linstor-names: snapshot restores in progress")
+                )
+            except LinstorExists:
+                pass  # another replica created it meanwhile

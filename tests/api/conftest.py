@@ -1,0 +1,72 @@
+"""The service over real HTTP, in front of the session's emulator."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from app.linstor import LinstorClient
+from app.linstor.config import ConnectionConfig
+from app.linstor.models import AutoSelectFilter, ResourceGroupCreate
+from app.main import create_app
+from app.settings import Settings
+from tests.conftest import Emulator
+from tests.support.server import serve
+
+POOL = "linstor"  # the resource group of the seed document's listing
+
+
+@dataclass
+class Service:
+    """A running linstor-names."""
+
+    url: str
+    app: FastAPI
+
+
+def service_settings(cache_dir: Path, **overrides: object) -> Settings:
+    """Settings for a test service: SQLite cache in `cache_dir`, fast clone polling, no periodic resync."""
+    values: dict[str, object] = {
+        "cache_url": f"sqlite:///{cache_dir / 'cache.db'}",
+        "clone_poll_interval": 0.01,
+        "clone_timeout": 5.0,
+        "cache_resync_interval": 3600.0,
+        "linstor_retries": 0,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def service_server(emulator_server: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """linstor-names in its default mode (SQLite cache, verify) against the session's emulator."""
+    app = create_app(
+        service_settings(tmp_path_factory.mktemp("cache")),
+        linstor=ConnectionConfig(urls=(emulator_server.url,)),
+    )
+    with serve(app) as url:
+        yield Service(url=url, app=app)
+
+
+@pytest.fixture
+async def linstor(emulator: Emulator) -> AsyncIterator[LinstorClient]:
+    """A LINSTOR client on the (reset) emulator, with the test pool created (place_count 2)."""
+    async with LinstorClient(ConnectionConfig(urls=(emulator.url,)), retries=0) as client:
+        await client.create_resource_group(
+            ResourceGroupCreate(name=POOL, select_filter=AutoSelectFilter(place_count=2))
+        )
+        yield client
+
+
+@pytest.fixture
+async def api(linstor: LinstorClient, service_server: Service) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the service, whose cache was rebuilt from the freshly reset emulator."""
+    async with httpx.AsyncClient(base_url=service_server.url, timeout=30) as client:
+        response = await client.post("/v1/cache/rebuild")
+        assert response.status_code == 200, response.text
+        yield client
