@@ -1,0 +1,128 @@
+"""Run the emulator under uvicorn; the runner can stop listening for a while (clients see ECONNREFUSED)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import uvicorn
+
+from app.emulator.app import create_emulator_app
+from app.emulator.store import EmulatorState
+
+log = logging.getLogger(__name__)
+
+
+class EmulatorServer(uvicorn.Server):
+    """uvicorn.Server that registers a refuse hook on the state: close the listener, reopen it later."""
+
+    def __init__(self, config: uvicorn.Config, state: EmulatorState) -> None:
+        super().__init__(config)
+        self.state = state
+        self._loop: asyncio.AbstractEventLoop | None = None
+        state.refuse_hook = self.refuse
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's startup, remembering the loop for the refuse hook."""
+        self._loop = asyncio.get_running_loop()
+        await super().startup(sockets)
+
+    def refuse(self, seconds: float) -> None:
+        """Stop accepting connections for `seconds` (callable from the loop or from another thread)."""
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("the emulator server is not running")
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            loop.create_task(self._refuse(seconds))
+        else:
+            asyncio.run_coroutine_threadsafe(self._refuse(seconds), loop).result(timeout=5)
+
+    async def _refuse(self, seconds: float) -> None:
+        config = self.config
+
+        # uvicorn's own Server.startup builds the same protocol factory; asyncio keeps none we could reuse
+        def create_protocol(_loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Protocol:
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config, server_state=self.server_state, app_state=self.lifespan.state, _loop=_loop
+            )
+
+        sockets = [sock for server in self.servers for sock in (server.sockets or ())]
+        addresses = [sock.getsockname()[:2] for sock in sockets]
+        for server in self.servers:
+            server.close()
+        # keep-alive connections would still be answered: close them once idle, so clients must reconnect
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+        log.info("emulator refusing connections for %.1fs", seconds)
+        await asyncio.sleep(seconds)
+        if self.should_exit:
+            return
+        loop = asyncio.get_running_loop()
+        self.servers = [
+            await loop.create_server(create_protocol, host=host, port=port, backlog=config.backlog)
+            for host, port in addresses
+        ]
+        log.info("emulator listening again")
+
+
+def run_emulator(host: str, port: int, *, state_file: str | None = None) -> None:
+    """Serve the emulator until interrupted; load `state_file` at start if it exists, save it at shutdown."""
+    state = EmulatorState()
+    if state_file and Path(state_file).exists():
+        state.load(state_file)
+    config = uvicorn.Config(
+        create_emulator_app(state=state), host=host, port=port, access_log=False, log_level="info"
+    )
+    try:
+        EmulatorServer(config, state).run()
+    finally:
+        if state_file:
+            state.save(state_file)
+
+
+@contextmanager
+def threaded(server: uvicorn.Server) -> Iterator[None]:
+    """Run a uvicorn server in a daemon thread for the duration of the block (tests, embedding)."""
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{server.config.port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"server on port {server.config.port} did not start")
+        time.sleep(0.01)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@contextmanager
+def running_emulator(
+    state: EmulatorState | None = None, port: int = 0
+) -> Iterator[tuple[str, EmulatorState]]:
+    """Run an EmulatorServer (with refuse support) on 127.0.0.1 in a thread; yields (base URL, state)."""
+    state = state if state is not None else EmulatorState()
+    if port == 0:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+    config = uvicorn.Config(
+        create_emulator_app(state=state), host="127.0.0.1", port=port, access_log=False, log_level="warning"
+    )
+    server = EmulatorServer(config, state)
+    try:
+        with threaded(server):
+            yield f"http://127.0.0.1:{port}", state
+    finally:
+        state.refuse_hook = None

@@ -1,0 +1,264 @@
+"""EmulatorState: the whole in-memory cluster, its default layout, persistence and test helpers."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from app.emulator.faults import FaultRule
+from app.emulator.model import (
+    Node,
+    Resource,
+    ResourceDefinition,
+    ResourceGroup,
+    SnapshotDefinition,
+    StoragePool,
+    VolumeDefinition,
+)
+
+DEFAULT_RG = "DfltRscGrp"
+DEFAULT_NODES = ("server01", "server02", "server03")
+DEFAULT_POOL = "thinpool"
+TIB_IN_KIB = 1 << 30
+
+
+def new_uuid() -> str:
+    """A random UUID string, as LINSTOR prints them."""
+    return str(uuid.uuid4())
+
+
+class EmulatorState:
+    """The whole in-memory LINSTOR cluster; mutations hold `lock` and never await (thread-safe when idle)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.faults: list[FaultRule] = []
+        self.refuse_hook: Callable[[float], None] | None = None
+        self.clone_seconds = 0.0
+        self.clone_fail = False
+        self.clone_parse_error_hangs = False
+        self.reset()
+
+    # -- layout --
+
+    def reset(self) -> None:
+        """Back to the default cluster (3 online nodes, `thinpool` each, `DfltRscGrp`); clears faults."""
+        with self.lock:
+            self.nodes: dict[str, Node] = {}
+            self.pools: dict[str, dict[str, StoragePool]] = {}
+            self.rgs: dict[str, ResourceGroup] = {}
+            self.rds: dict[str, ResourceDefinition] = {}
+            self.ctrl_props: dict[str, str] = {}
+            self._rd_order: list[str] | None = None
+            self.next_port = 7000
+            self.next_minor = 1000
+            self.faults.clear()
+            self.clone_seconds = 0.0
+            self.clone_fail = False
+            for index, name in enumerate(DEFAULT_NODES, start=1):
+                self.add_node(name, address=f"10.0.0.{index}")
+            self.rgs[DEFAULT_RG.upper()] = ResourceGroup(name=DEFAULT_RG, uuid=new_uuid())
+
+    def add_node(
+        self, name: str, *, address: str = "10.0.0.99", online: bool = True, pool_kib: int = TIB_IN_KIB
+    ) -> None:
+        """Add a satellite with one LVM_THIN pool `thinpool`."""
+        with self.lock:
+            self.nodes[name.upper()] = Node(name=name, uuid=new_uuid(), address=address, online=online)
+            self.pools[name.upper()] = {
+                DEFAULT_POOL.upper(): StoragePool(
+                    node=name, name=DEFAULT_POOL, uuid=new_uuid(), total_kib=pool_kib
+                )
+            }
+
+    def set_node_online(self, node: str, online: bool) -> None:
+        """Mark a satellite ONLINE/OFFLINE (snapshots need an online diskful resource, §6.1)."""
+        with self.lock:
+            self.nodes[node.upper()].online = online
+
+    def set_rd_props(self, name: str, props: dict[str, str]) -> None:
+        """Replace an RD's props behind the service's back (no validation)."""
+        with self.lock:
+            self.rds[name.upper()].props = dict(props)
+
+    def set_clone_behaviour(self, *, seconds: float = 0.0, fail: bool = False) -> None:
+        """How long new clones stay CLONING, and whether they end FAILED (§2.8)."""
+        with self.lock:
+            self.clone_seconds = seconds
+            self.clone_fail = fail
+
+    # -- RD index --
+
+    def rd_keys(self) -> list[str]:
+        """RD keys sorted like the controller's TreeMap<ResourceName> (upper-cased name, §1.4); cached."""
+        if self._rd_order is None:
+            self._rd_order = sorted(self.rds)
+        return self._rd_order
+
+    def iter_rds(self) -> Iterator[ResourceDefinition]:
+        """RDs in controller order."""
+        rds = self.rds
+        return (rds[key] for key in self.rd_keys())
+
+    def put_rd(self, rd: ResourceDefinition) -> None:
+        """Insert an RD and invalidate the order cache."""
+        self.rds[rd.name.upper()] = rd
+        self._rd_order = None
+
+    def drop_rd(self, key: str) -> None:
+        """Remove an RD (and its allocations) and invalidate the order cache."""
+        rd = self.rds.pop(key)
+        for rsc in list(rd.resources.values()):
+            self.free_resource(rd, rsc)
+        self._rd_order = None
+
+    def alloc_port(self) -> int:
+        """Next DRBD TCP port."""
+        self.next_port += 1
+        return self.next_port - 1
+
+    def alloc_minor(self) -> int:
+        """Next DRBD minor number."""
+        self.next_minor += 1
+        return self.next_minor - 1
+
+    def pool_of(self, rsc: Resource) -> StoragePool | None:
+        """The storage pool a diskful resource lives in."""
+        if rsc.diskless:
+            return None
+        return self.pools.get(rsc.node.upper(), {}).get(rsc.pool.upper())
+
+    def free_resource(self, rd: ResourceDefinition, rsc: Resource) -> None:
+        """Give back the space of a resource."""
+        pool = self.pool_of(rsc)
+        if pool is not None:
+            pool.allocated_kib -= sum(vd.size_kib for vd in rd.vds.values())
+        rd.resources.pop(rsc.node.upper(), None)
+
+    def resize_allocations(self, rd: ResourceDefinition, delta_kib: int) -> None:
+        """Account a VD size change on every diskful resource of the RD."""
+        for rsc in rd.resources.values():
+            pool = self.pool_of(rsc)
+            if pool is not None:
+                pool.allocated_kib += delta_kib
+
+    # -- faults --
+
+    def add_fault(
+        self,
+        *,
+        action: str,
+        method: str = "*",
+        path: str = ".*",
+        times: int | None = None,
+        seconds: float = 0.0,
+        status: int = 500,
+        body: Any = None,
+    ) -> FaultRule:
+        """Add a fault rule: action `latency`, `error`, `hang` or `drop`; `times=None` fires forever."""
+        rule = FaultRule(
+            action=action,
+            method=method.upper(),
+            path=re.compile(path),
+            remaining=times,
+            seconds=seconds,
+            status=status,
+            body=body,
+        )
+        with self.lock:
+            self.faults.append(rule)
+        return rule
+
+    def clear_faults(self) -> None:
+        """Remove every fault rule."""
+        with self.lock:
+            self.faults.clear()
+
+    def take_fault(self, method: str, path: str) -> FaultRule | None:
+        """The first rule matching the request, consuming one of its shots."""
+        with self.lock:
+            self.faults[:] = [rule for rule in self.faults if not rule.expired()]
+            for rule in self.faults:
+                if rule.matches(method, path):
+                    if rule.remaining is not None:
+                        rule.remaining -= 1
+                        if rule.remaining <= 0:
+                            self.faults.remove(rule)
+                    return rule
+        return None
+
+    def refuse(self, seconds: float) -> bool:
+        """Stop listening for `seconds` (needs the runner's hook); False when no runner is attached."""
+        hook = self.refuse_hook
+        if hook is None:
+            return False
+        hook(seconds)
+        return True
+
+    # -- persistence --
+
+    def save(self, path: str | Path) -> None:
+        """Write the cluster (not the faults) to a JSON file."""
+        with self.lock:
+            data = {
+                "version": 1,
+                "ctrl_props": self.ctrl_props,
+                "next_port": self.next_port,
+                "next_minor": self.next_minor,
+                "nodes": [_slots(n) for n in self.nodes.values()],
+                "pools": [_slots(p) for pools in self.pools.values() for p in pools.values()],
+                "rgs": [_slots(rg) for rg in self.rgs.values()],
+                "rds": [_rd_dump(rd) for rd in self.rds.values()],
+            }
+            blob = orjson.dumps(data)
+        Path(path).write_bytes(blob)
+
+    def load(self, path: str | Path) -> None:
+        """Replace the cluster with the content of a file written by `save`."""
+        data = orjson.loads(Path(path).read_bytes())
+        with self.lock:
+            self.nodes = {n["name"].upper(): Node(**n) for n in data["nodes"]}
+            self.pools = {}
+            for raw in data["pools"]:
+                self.pools.setdefault(raw["node"].upper(), {})[raw["name"].upper()] = StoragePool(**raw)
+            self.rgs = {rg["name"].upper(): ResourceGroup(**rg) for rg in data["rgs"]}
+            self.rds = {rd["name"].upper(): _rd_load(rd) for rd in data["rds"]}
+            self.ctrl_props = dict(data["ctrl_props"])
+            self.next_port = int(data["next_port"])
+            self.next_minor = int(data["next_minor"])
+            self._rd_order = None
+
+
+def _slots(obj: Any) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in obj.__slots__}
+
+
+def _rd_dump(rd: ResourceDefinition) -> dict[str, Any]:
+    out = _slots(rd)
+    out["vds"] = [_slots(vd) for vd in rd.vds.values()]
+    out["resources"] = [_slots(r) for r in rd.resources.values()]
+    out["snapshots"] = [_slots(s) for s in rd.snapshots.values()]
+    return out
+
+
+def _rd_load(raw: dict[str, Any]) -> ResourceDefinition:
+    vds = [VolumeDefinition(**vd) for vd in raw.pop("vds")]
+    rscs = [Resource(**r) for r in raw.pop("resources")]
+    snaps = []
+    for s in raw.pop("snapshots"):
+        s["volumes"] = [tuple(v) for v in s["volumes"]]
+        snaps.append(SnapshotDefinition(**s))
+    rd = ResourceDefinition(**raw)
+    rd.vds = {vd.number: vd for vd in vds}
+    rd.resources = {r.node.upper(): r for r in rscs}
+    rd.snapshots = {s.name.upper(): s for s in snaps}
+    if rd.clone_until is not None and rd.clone_until > time.time():
+        rd.clone_until = None
+    return rd
