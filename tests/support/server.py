@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import uvicorn
+
+from app.emulator.server import threaded
 
 
 def free_port() -> int:
@@ -21,20 +21,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(app: Any, port: int | None = None) -> Iterator[str]:
-    """Run `app` under uvicorn in a thread; yields its base URL, stops it on exit."""
+def serve(app: Any, port: int | None = None, **options: Any) -> Iterator[str]:
+    """Run `app` under uvicorn in a thread (extra uvicorn.Config `options`, e.g. TLS); yields its base URL."""
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"test server on port {port} did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    settings: dict[str, Any] = {"log_level": "warning", "access_log": False, "lifespan": "on", **options}
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, **settings)
+    scheme = "https" if options.get("ssl_certfile") else "http"
+    with threaded(uvicorn.Server(config)):
+        yield f"{scheme}://127.0.0.1:{port}"

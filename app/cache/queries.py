@@ -1,0 +1,217 @@
+"""Every SQL statement of the cache, and the conversion between rows and VolumeRecords.
+
+Reads select a volume's columns joined with its snapshots (one row per snapshot, or one row with NULL
+snapshot columns), so a lookup is one round trip on every backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+
+from app.cache.tables import name_key, snapshots, sync_state, tombstones, volumes
+from app.identity import ContentType, VolumeKey, VolumeRecord, VolumeType
+
+SYNC_STATE_ID = 1
+DELETE_CHUNK = 1000
+
+
+class CachedVolume(NamedTuple):
+    """A cached volume and when its row was written (epoch seconds, the database's clock)."""
+
+    record: VolumeRecord
+    updated_at: float
+
+
+# The volume columns in the order of VolumeValues, then updated_at; rows from every query start with them.
+VOLUME_COLUMNS = (
+    volumes.c.rd_key,
+    volumes.c.rd_name,
+    volumes.c.pool,
+    volumes.c.project,
+    volumes.c.type,
+    volumes.c.name,
+    volumes.c.content_type,
+    volumes.c.description,
+    volumes.c.volume_sizes_kib,
+    volumes.c.updated_at,
+)
+_UPDATED_AT = len(VOLUME_COLUMNS) - 1
+_SNAPSHOT_NAME = len(VOLUME_COLUMNS)
+_WITH_SNAPSHOTS = volumes.outerjoin(snapshots, snapshots.c.rd_key == volumes.c.rd_key)
+_SELECT = sa.select(*VOLUME_COLUMNS, snapshots.c.name, snapshots.c.linstor_name).select_from(_WITH_SNAPSHOTS)
+
+BY_RD = _SELECT.where(volumes.c.rd_key == sa.bindparam("rd_key"))
+BY_KEY = _SELECT.where(
+    volumes.c.pool_key == sa.bindparam("pool_key"),
+    volumes.c.project == sa.bindparam("project"),
+    volumes.c.type == sa.bindparam("type"),
+    volumes.c.name == sa.bindparam("name"),
+)
+# The owner's rd_key as a scalar subquery: the plan stays two index lookups even before PostgreSQL has
+# statistics (a join here was planned as a hash join over every snapshot on a freshly filled cache).
+# LINSTOR snapshot names are random, so one owner; should two claim a name, the first RD wins.
+_OWNER = (
+    sa.select(sa.func.min(snapshots.c.rd_key))
+    .where(snapshots.c.linstor_key == sa.bindparam("linstor_key"))
+    .scalar_subquery()
+)
+BY_SNAPSHOT = _SELECT.where(volumes.c.rd_key == _OWNER)
+CLOCK_SQL = "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
+# the lock serializing every writer of a shared PostgreSQL cache, taken before the clock is read
+LOCK_AND_CLOCK_SQL = f"SELECT ({CLOCK_SQL}) FROM (SELECT pg_advisory_xact_lock(:lock)) AS locked"
+
+_sqlite_named = SQLiteDialect_pysqlite(paramstyle="named")
+
+
+def sqlite_sql(statement: sa.Select[Any]) -> str:
+    """The statement as SQL with :name parameters, for sqlite3 itself (the ~4 µs path)."""
+    return str(statement.compile(dialect=_sqlite_named))
+
+
+def list_statement(pool: str, project: str | None, type_: VolumeType | None) -> sa.Select[Any]:
+    """Volumes of a pool, optionally of one project and type."""
+    statement = _SELECT.where(volumes.c.pool_key == name_key(pool))
+    if project is not None:
+        statement = statement.where(volumes.c.project == project)
+    if type_ is not None:
+        statement = statement.where(volumes.c.type == type_.value)
+    return statement
+
+
+def key_params(key: VolumeKey) -> dict[str, str]:
+    """Parameters of BY_KEY."""
+    return {"pool_key": name_key(key.pool), "project": key.project, "type": key.type.value, "name": key.name}
+
+
+def collect(rows: Iterable[Sequence[Any]]) -> list[CachedVolume]:
+    """Volumes from joined rows, in the order each volume first appears."""
+    grouped: dict[str, tuple[Sequence[Any], dict[str, str]]] = {}
+    for row in rows:
+        entry = grouped.get(row[0])
+        if entry is None:
+            entry = grouped[row[0]] = (row, {})
+        if row[_SNAPSHOT_NAME] is not None:
+            entry[1][row[_SNAPSHOT_NAME]] = row[_SNAPSHOT_NAME + 1]
+    return [_cached(row, snaps) for row, snaps in grouped.values()]
+
+
+_TYPES = {t.value: t for t in VolumeType}
+_CONTENT_TYPES = {c.value: c for c in ContentType}
+
+
+def _cached(row: Sequence[Any], snaps: dict[str, str]) -> CachedVolume:
+    # dict lookups instead of Enum calls: this runs 100k times for a big pool's listing
+    sizes = row[8]
+    record = VolumeRecord(
+        key=VolumeKey(row[2], row[3], _TYPES[row[4]], row[5]),
+        rd_name=row[1],
+        content_type=_CONTENT_TYPES[row[6]],
+        description=row[7],
+        volume_sizes_kib=tuple(map(int, sizes.split(","))) if sizes else (),
+        snapshots=dict(sorted(snaps.items())) if len(snaps) > 1 else snaps,
+    )
+    return CachedVolume(record, row[_UPDATED_AT])
+
+
+def sort_key(volume: CachedVolume) -> tuple[str, str, str, str]:
+    """Listing order: project, type, name (then RD), by code point on every backend."""
+    key = volume.record.key
+    return (key.project, key.type.value, key.name, volume.record.rd_name)
+
+
+class VolumeValues(NamedTuple):
+    """A volume row's content without its key and stamp: what a sync compares."""
+
+    rd_name: str
+    pool: str
+    project: str
+    type: str
+    name: str
+    content_type: str
+    description: str | None
+    volume_sizes_kib: str
+
+
+def volume_values(record: VolumeRecord) -> VolumeValues:
+    """The row content of a record."""
+    key = record.key
+    return VolumeValues(
+        record.rd_name,
+        key.pool,
+        key.project,
+        key.type.value,
+        key.name,
+        record.content_type.value,
+        record.description,
+        ",".join(str(size) for size in record.volume_sizes_kib),
+    )
+
+
+def volume_row(record: VolumeRecord, updated_at: float) -> dict[str, Any]:
+    """The parameters of a volume upsert."""
+    values = volume_values(record)._asdict()
+    values.update(rd_key=name_key(record.rd_name), pool_key=name_key(record.key.pool), updated_at=updated_at)
+    return values
+
+
+def snapshot_rows(record: VolumeRecord) -> list[dict[str, str]]:
+    """The parameters of a volume's snapshot inserts."""
+    rd_key = name_key(record.rd_name)
+    return [
+        {"rd_key": rd_key, "name": name, "linstor_name": linstor, "linstor_key": name_key(linstor)}
+        for name, linstor in record.snapshots.items()
+    ]
+
+
+def upsert(conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]], key: Sequence[str]) -> None:
+    """INSERT … ON CONFLICT (key) DO UPDATE every other column, on SQLite or PostgreSQL."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    statement = insert(table)
+    updates = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in key}
+    conn.execute(statement.on_conflict_do_update(index_elements=list(key), set_=updates), list(rows))
+
+
+def delete_by_rd(conn: sa.Connection, table: sa.Table, rd_keys: Sequence[str]) -> None:
+    """Delete the rows of these RDs from a table keyed by rd_key."""
+    # chunks: one statement per key is slow on PostgreSQL, one for all would pass the parameter limits
+    for start in range(0, len(rd_keys), DELETE_CHUNK):
+        conn.execute(table.delete().where(table.c.rd_key.in_(rd_keys[start : start + DELETE_CHUNK])))
+
+
+def write_volume(conn: sa.Connection, record: VolumeRecord, updated_at: float) -> None:
+    """Upsert one volume and replace its snapshot rows."""
+    rd_key = name_key(record.rd_name)
+    upsert(conn, volumes, [volume_row(record, updated_at)], ["rd_key"])
+    conn.execute(snapshots.delete().where(snapshots.c.rd_key == rd_key))
+    if record.snapshots:
+        conn.execute(snapshots.insert(), snapshot_rows(record))
+    conn.execute(tombstones.delete().where(tombstones.c.rd_key == rd_key))
+
+
+def bury(conn: sa.Connection, rd_keys: Sequence[str], deleted_at: float) -> None:
+    """Delete volumes and their snapshots, leaving tombstones stamped `deleted_at`."""
+    delete_by_rd(conn, volumes, rd_keys)
+    delete_by_rd(conn, snapshots, rd_keys)
+    upsert(conn, tombstones, [{"rd_key": k, "deleted_at": deleted_at} for k in rd_keys], ["rd_key"])
+
+
+def read_last_sync(conn: sa.Connection) -> float | None:
+    """The last full sync's time, if any."""
+    value = conn.execute(
+        sa.select(sync_state.c.last_full_sync).where(sync_state.c.id == SYNC_STATE_ID)
+    ).scalar_one_or_none()
+    return None if value is None else float(value)
+
+
+def write_last_sync(conn: sa.Connection, at: float | None) -> None:
+    """Set the last full sync's time."""
+    upsert(conn, sync_state, [{"id": SYNC_STATE_ID, "last_full_sync": at}], ["id"])

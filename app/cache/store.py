@@ -1,0 +1,270 @@
+"""CacheStore: the async facade of the cache database that the service uses.
+
+Reads by key run inline on the event loop for SQLite (sqlite3 itself, a few µs; WAL readers never wait
+for the writer) and in a thread for PostgreSQL (network I/O never blocks the loop). Listings, counts and
+every write run in a thread. Rows are stamped with the database's clock (PostgreSQL's clock_timestamp()
+for a shared cache), so replicas whose clocks drift still agree on which write is newer; see replace.py
+for how a full sync uses the stamps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Callable, Collection, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import PoolProxiedConnection
+
+from app.cache import migrate, queries, replace
+from app.cache.engine import WRITE_OPTION, create_cache_engine
+from app.cache.queries import CachedVolume
+from app.cache.tables import name_key, snapshots, sync_state, volumes
+from app.identity import VolumeKey, VolumeRecord, VolumeType
+
+T = TypeVar("T")
+VolumeList = list[CachedVolume]
+Rows = list[Any]  # a module alias: inside the class, `list` is the method
+
+# How long tombstones are kept, and so the oldest listing a sync may apply (seconds).
+TOMBSTONE_RETENTION = 3600.0
+# Key of the PostgreSQL advisory lock that serializes the writers of one cache database.
+WRITE_LOCK = 0x6C6E_6377  # "lncw"
+# A sync that changes this many rows of a PostgreSQL cache refreshes the planner's statistics.
+ANALYZE_THRESHOLD = 1000
+# An inline read waits at most this long for SQLite (only WAL recovery can make a reader wait).
+INLINE_BUSY_TIMEOUT_MS = 100
+
+_BY_RD_SQL = queries.sqlite_sql(queries.BY_RD)
+_BY_KEY_SQL = queries.sqlite_sql(queries.BY_KEY)
+_BY_SNAPSHOT_SQL = queries.sqlite_sql(queries.BY_SNAPSHOT)
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    """Size of the cache and when it was last fully synced (epoch seconds)."""
+
+    volumes: int
+    snapshots: int
+    last_sync: float | None
+
+
+class CacheStore:
+    """The cache database: lookups by identity, RD and LINSTOR snapshot; write-through; full sync."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        read_engine: Engine | None = None,
+        tombstone_retention: float = TOMBSTONE_RETENTION,
+    ) -> None:
+        self._engine = engine
+        # PostgreSQL reads run on an autocommit engine of their own: no ROLLBACK round trip at check-in
+        self._reader = read_engine or engine
+        self._retention = tombstone_retention
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._inline: PoolProxiedConnection | None = None
+        self._inline_db: Any = None  # its sqlite3.Connection
+        size = engine.pool.size() if hasattr(engine.pool, "size") else 4
+        self._executor = ThreadPoolExecutor(max_workers=max(2, size), thread_name_prefix="cache")
+
+    @classmethod
+    def open(
+        cls, url: str, *, pool_size: int = 8, tombstone_retention: float = TOMBSTONE_RETENTION
+    ) -> CacheStore:
+        """Create the engines for `url` (SQLite: WAL, busy timeout); does not migrate."""
+        engine = create_cache_engine(url, pool_size=pool_size)
+        reader = None
+        if engine.dialect.name == "postgresql":
+            reader = create_cache_engine(url, pool_size=pool_size, autocommit=True)
+        return cls(engine, read_engine=reader, tombstone_retention=tombstone_retention)
+
+    @property
+    def dialect(self) -> str:
+        """'sqlite' or 'postgresql'."""
+        return self._engine.dialect.name
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (for migrations and tests)."""
+        return self._engine
+
+    def upgrade(self) -> None:
+        """Migrate the database to the newest schema (blocking: call it in a thread)."""
+        migrate.upgrade_engine(self._engine)
+
+    async def close(self) -> None:
+        """Close every connection and the worker threads."""
+        if self._inline is not None:
+            self._inline.close()
+            self._inline = None
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        await asyncio.to_thread(self._engine.dispose)
+        if self._reader is not self._engine:
+            await asyncio.to_thread(self._reader.dispose)
+
+    # ---- reads ------------------------------------------------------------------------------------------
+
+    async def by_key(self, key: VolumeKey) -> VolumeList:
+        """Every cached volume with this identity (more than one is a conflict in LINSTOR)."""
+        params = queries.key_params(key)
+        if self._sqlite:
+            rows = self._inline_rows(_BY_KEY_SQL, params)
+        else:
+            rows = await self._run(self._rows, queries.BY_KEY, params)
+        return sorted(queries.collect(rows), key=lambda v: v.record.rd_name)
+
+    async def by_rd(self, rd_name: str) -> CachedVolume | None:
+        """The cached volume of a resource definition (name compared case-insensitively)."""
+        params = {"rd_key": name_key(rd_name)}
+        if self._sqlite:
+            rows = self._inline_rows(_BY_RD_SQL, params)
+        else:
+            rows = await self._run(self._rows, queries.BY_RD, params)
+        found = queries.collect(rows)
+        return found[0] if found else None
+
+    async def by_snapshot(self, linstor_snapshot: str) -> tuple[CachedVolume, str] | None:
+        """The volume holding a LINSTOR snapshot, and the snapshot's Incus name."""
+        linstor_key = name_key(linstor_snapshot)
+        params = {"linstor_key": linstor_key}
+        if self._sqlite:
+            rows = self._inline_rows(_BY_SNAPSHOT_SQL, params)
+        else:
+            rows = await self._run(self._rows, queries.BY_SNAPSHOT, params)
+        if not rows:
+            return None
+        volume = queries.collect(rows)[0]
+        for name, linstor_name in volume.record.snapshots.items():
+            if name_key(linstor_name) == linstor_key:
+                return volume, name
+        return None  # unreachable: one statement reads one consistent state
+
+    async def list(
+        self, pool: str, *, project: str | None = None, type: VolumeType | None = None
+    ) -> VolumeList:
+        """The volumes of a pool ordered by (project, type, name), optionally filtered."""
+        statement = queries.list_statement(pool, project, type)
+
+        def run() -> VolumeList:
+            return sorted(queries.collect(self._rows(statement, {})), key=queries.sort_key)
+
+        return await self._run(run)
+
+    async def stats(self) -> CacheStats:
+        """Number of volumes and snapshots, and the last full sync's time."""
+        return await self._run(self._stats)
+
+    async def clock(self) -> float:
+        """Now on the cache's clock (PostgreSQL's for a shared cache): take a sync's `started_at` here."""
+        if self._sqlite:
+            return time.time()
+        return await self._run(self._clock)
+
+    # ---- writes -----------------------------------------------------------------------------------------
+
+    async def put(self, record: VolumeRecord) -> None:
+        """Upsert a volume and replace its snapshot rows, in one transaction (write-through)."""
+        await self._run(self._write, lambda conn, now: queries.write_volume(conn, record, now))
+
+    async def delete(self, rd_name: str) -> None:
+        """Remove a volume, leaving a tombstone so that a sync listed before the delete cannot restore it."""
+        await self._run(self._write, lambda conn, now: queries.bury(conn, [name_key(rd_name)], now))
+
+    async def replace_all(
+        self, records: Iterable[VolumeRecord], *, started_at: float, pools: Collection[str] | None = None
+    ) -> replace.ReplaceResult:
+        """Make the cache match a LINSTOR listing taken after `started_at` (rules: app/cache/replace.py)."""
+
+        def apply(conn: sa.Connection, now: float) -> replace.ReplaceResult:
+            return replace.replace_all(
+                conn, now, records, started_at=started_at, pools=pools, retention=self._retention
+            )
+
+        result: replace.ReplaceResult = await self._run(self._write, apply)
+        if self._analyze_after(result.written + result.deleted):
+            # fresh statistics after a bulk change (a first sync), or PostgreSQL plans for an empty table
+            await self._run(self._analyze)
+        return result
+
+    async def clear(self) -> None:
+        """Empty the cache before a rebuild; tombstones stay, they guard against other replicas' syncs."""
+
+        def apply(conn: sa.Connection, _now: float) -> None:
+            conn.execute(snapshots.delete())
+            conn.execute(volumes.delete())
+            conn.execute(sync_state.delete())
+
+        await self._run(self._write, apply)
+
+    async def mark_synced(self, at: float) -> None:
+        """Record a full sync of a listing taken at `at` (never moves the time back)."""
+
+        def apply(conn: sa.Connection, _now: float) -> None:
+            last = queries.read_last_sync(conn)
+            if last is None or at > last:
+                queries.write_last_sync(conn, at)
+
+        await self._run(self._write, apply)
+
+    # ---- plumbing ---------------------------------------------------------------------------------------
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+
+    def _inline_rows(self, sql: str, params: dict[str, str]) -> Rows:
+        if self._inline is None:
+            # a pooled connection kept for the loop's own use: the engine's pragmas, autocommit reads
+            self._inline = self._engine.raw_connection()
+            self._inline_db = self._inline.driver_connection
+            self._inline_db.execute(f"PRAGMA busy_timeout={INLINE_BUSY_TIMEOUT_MS}")
+        rows: Rows = self._inline_db.execute(sql, params).fetchall()
+        return rows
+
+    def _rows(self, statement: sa.Select[Any], params: dict[str, str]) -> Rows:
+        try:
+            with self._reader.connect() as conn:
+                return list(conn.execute(statement, params).all())
+        except sa.exc.DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+        # the pooled connection was dead (the server restarted): the pool is invalidated, try a fresh one
+        with self._reader.connect() as conn:
+            return list(conn.execute(statement, params).all())
+
+    def _stats(self) -> CacheStats:
+        with self._reader.connect() as conn:
+            count_volumes = conn.execute(sa.select(sa.func.count()).select_from(volumes)).scalar_one()
+            count_snapshots = conn.execute(sa.select(sa.func.count()).select_from(snapshots)).scalar_one()
+            return CacheStats(count_volumes, count_snapshots, queries.read_last_sync(conn))
+
+    def _analyze_after(self, changed: int) -> bool:
+        return not self._sqlite and changed >= ANALYZE_THRESHOLD
+
+    def _analyze(self) -> None:
+        with self._reader.connect() as conn:
+            conn.exec_driver_sql("ANALYZE volumes, snapshots")
+
+    def _clock(self) -> float:
+        with self._reader.connect() as conn:
+            return float(conn.exec_driver_sql(queries.CLOCK_SQL).scalar_one())
+
+    def _write(self, fn: Callable[[sa.Connection, float], T]) -> T:
+        """Run `fn(conn, now)` in a transaction that holds the cache's write lock."""
+        with self._engine.connect() as conn:
+            conn = conn.execution_options(**{WRITE_OPTION: True})  # SQLite: BEGIN IMMEDIATE
+            with conn.begin():
+                if self._sqlite:
+                    now = time.time()
+                else:
+                    now = float(
+                        conn.execute(sa.text(queries.LOCK_AND_CLOCK_SQL), {"lock": WRITE_LOCK}).scalar_one()
+                    )
+                return fn(conn, now)
