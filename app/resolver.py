@@ -11,6 +11,7 @@ Misses always go to LINSTOR: the cache is never authoritative, only LINSTOR is.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -40,7 +41,7 @@ class CacheBackend(Protocol):
     async def by_key(self, key: VolumeKey) -> Sequence[Cached]: ...
     async def by_rd(self, rd_name: str) -> Cached | None: ...
     async def by_snapshot(self, linstor_snapshot: str) -> tuple[Cached, str] | None: ...
-    async def list_volumes(
+    async def list(
         self, pool: str, *, project: str | None = None, type: VolumeType | None = None
     ) -> Iterable[Cached]: ...
     async def put(self, record: VolumeRecord) -> None: ...
@@ -112,12 +113,19 @@ class Resolver:
                 return [confirmed], CacheInfo("hit")
         self.counters.misses += 1
         records = await self.find_in_linstor(key)
-        for stale in cached:
-            if stale.record.rd_name not in {r.rd_name for r in records}:
-                await self.cache.delete(stale.record.rd_name)
-        for record in records:
-            await self.cache.put(record)
+        await self._repair([c.record for c in cached], records)
         return records, MISS
+
+    async def _repair(self, cached: Sequence[VolumeRecord], fresh: Sequence[VolumeRecord]) -> None:
+        """Make the cache agree with what LINSTOR just said, writing only what differs."""
+        assert self.cache is not None
+        fresh_names = {r.rd_name for r in fresh}
+        for old in cached:
+            if old.rd_name not in fresh_names:
+                await self.cache.delete(old.rd_name)
+        for record in fresh:
+            if record not in cached:
+                await self.cache.put(record)
 
     async def find_in_linstor(self, key: VolumeKey) -> list[VolumeRecord]:
         """Incus's lookup: props filter on name and type, then keep the pool's resource group (§3.1)."""
@@ -173,32 +181,41 @@ class Resolver:
             props.append(f"{self.codec.keys.type}={vtype.linstor}")
         with upstream("list volumes"):
             rds = await self.client.list_resource_definitions(props=props, with_volume_definitions=True)
+        found = (
+            await asyncio.to_thread(self._decode_pool, rds, pool, project)
+            if len(rds) > 500
+            else (self._decode_pool(rds, pool, project))
+        )
+        if self.cache is not None:
+            self.counters.misses += 1  # a fresh list does not write: the resync keeps whole pools current
+        return found, (MISS if self.cache is not None else BYPASS)
+
+    def _decode_pool(
+        self, rds: Sequence[ResourceDefinition], pool: str, project: str | None
+    ) -> list[VolumeRecord]:
         records = [self.decode(rd) for rd in rds if same_pool(rd.resource_group_name, pool)]
         found = [r for r in records if r is not None and (project is None or r.key.project == project)]
-        found.sort(key=lambda r: (r.key.project, r.key.type.value, r.key.name))
-        if self.cache is not None:
-            self.counters.misses += 1
-            for record in found:
-                await self.cache.put(record)
-        return found, (MISS if self.cache is not None else BYPASS)
+        return sorted(found, key=lambda r: (r.key.project, r.key.type.value, r.key.name))
 
     # ---- reverse ---------------------------------------------------------------------------------------
 
     async def by_rd_name(self, rd_name: str) -> tuple[VolumeRecord | None, CacheInfo]:
         """The volume whose resource definition is `rd_name` (one name-filtered read of LINSTOR)."""
-        if self.cache is not None and self.mode is CacheMode.TRUST:
-            hit = await self.cache.by_rd(rd_name)
-            if hit is not None:
-                self.counters.hits += 1
-                return hit.record, self._trusted(hit)
+        hit = await self.cache.by_rd(rd_name) if self.cache is not None else None
+        if hit is not None and self.mode is CacheMode.TRUST:
+            self.counters.hits += 1
+            return hit.record, self._trusted(hit)
         with upstream("resolve resource definition"):
             rds = await self.client.list_resource_definitions(names=[rd_name], with_volume_definitions=True)
         record = self.decode(rds[0]) if rds else None
-        if self.cache is not None:
-            self.counters.misses += 1
-            if record is not None:
-                await self.cache.put(record)
-        return record, (MISS if self.cache is not None else BYPASS)
+        if self.cache is None:
+            return record, BYPASS
+        if hit is not None and hit.record == record:
+            self.counters.hits += 1  # verify: the one name read confirmed the entry
+            return record, CacheInfo("hit")
+        self.counters.misses += 1
+        await self._repair([hit.record] if hit is not None else [], [record] if record is not None else [])
+        return record, MISS
 
     async def by_snapshot_name(self, snapshot: str) -> tuple[tuple[VolumeRecord, str] | None, CacheInfo]:
         """(volume, Incus snapshot name) for a LINSTOR snapshot name."""

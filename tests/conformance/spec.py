@@ -235,6 +235,9 @@ class SpecValidator:
         matched = [d for d in self.deviations if d.matches(observed)]
         with self._lock:
             self.hits.update(d.name for d in matched)
+        for deviation in matched:
+            if deviation.normalize is not None and body is not NO_JSON:
+                body = deviation.normalize(body)
 
         pointer, source = self._expected(observed, matched)
         if pointer is None:

@@ -380,3 +380,23 @@ def test_deviation_constants_agree_with_python_linstor() -> None:
     assert VD_CREATED == apiconsts.MASK_VLM_DFN | apiconsts.MASK_CRT | apiconsts.CREATED
     assert signed(apiconsts.FAIL_UNKNOWN_ERROR) == UNKNOWN_ERROR
     assert signed(apiconsts.API_CALL_PARSE_ERROR) == PARSE_ERROR
+
+
+async def test_node_type_is_upper_case(client: httpx.AsyncClient, spec_validator: SpecValidator) -> None:
+    async with deviation(spec_validator, "node-type-is-upper-case"):
+        nodes = await client.get("/v1/nodes")
+        one = await client.get("/v1/nodes/server01")
+    assert {n["type"] for n in nodes.json()} == {"SATELLITE"}
+    assert one.json()["type"] == "SATELLITE"
+    enum = spec_validator.raw["components"]["schemas"]["Node"]["properties"]["type"]["enum"]
+    assert "Satellite" in enum
+    assert "SATELLITE" not in enum
+
+
+async def test_node_get_one(client: httpx.AsyncClient, spec_validator: SpecValidator) -> None:
+    async with deviation(spec_validator, "node-get-one"):
+        found = await client.get("/v1/nodes/SERVER02")
+        missing = await client.get("/v1/nodes/nope")
+    assert found.json()["name"] == "server02"
+    assert missing.status_code == 404
+    assert op(spec_validator, "/v1/nodes/{node}", "get") == {}

@@ -16,6 +16,7 @@ import pytest
 from app.linstor import LinstorClient, LinstorUnavailable
 from app.linstor.config import ConnectionConfig, ConnectionConfigError, parse_controller
 from tests.linstor.tls import OPENSSL, Pki, make_pki, serve_https
+from tests.support.deps import skip_or_fail
 
 # ---- LS_CONTROLLERS ----------------------------------------------------------------------------------
 
@@ -146,7 +147,7 @@ async def test_auth_headers_are_sent(config: ConnectionConfig, header: str | Non
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     """A CA with a server certificate for 127.0.0.1 and a client certificate."""
     if OPENSSL is None:
-        pytest.skip("the openssl CLI is needed to make test certificates")
+        skip_or_fail("the openssl CLI is needed to make test certificates")
     return make_pki(tmp_path_factory.mktemp("pki"))
 
 

@@ -5,17 +5,13 @@ from __future__ import annotations
 import shutil
 import ssl
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-
-from tests.support.server import free_port
+from tests.support.server import serve
 
 OPENSSL = shutil.which("openssl")
 
@@ -81,29 +77,13 @@ async def version_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 @contextmanager
 def serve_https(pki: Pki, *, require_client_cert: bool = False) -> Iterator[str]:
     """Run `version_app` under uvicorn with TLS on 127.0.0.1; yields its https base URL."""
-    port = free_port()
-    config = uvicorn.Config(
+    with serve(
         version_app,
-        host="127.0.0.1",
-        port=port,
         log_level="critical",
-        access_log=False,
         lifespan="off",
         ssl_certfile=str(pki.server_cert),
         ssl_keyfile=str(pki.server_key),
         ssl_ca_certs=str(pki.ca_cert) if require_client_cert else None,
         ssl_cert_reqs=ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_NONE,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"uvicorn-tls-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"TLS test server on port {port} did not start")
-        time.sleep(0.01)
-    try:
-        yield f"https://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    ) as url:
+        yield url

@@ -1,0 +1,128 @@
+"""The cache in each mode: changes behind the service's back, hits and misses, rebuild from LINSTOR alone."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.linstor import LinstorClient
+from app.linstor.config import ConnectionConfig
+from app.main import create_app
+from tests.api.conftest import POOL, service_settings
+from tests.api.test_volumes import assert_problem, create
+from tests.conftest import Emulator
+from tests.support.server import serve
+
+ServiceFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+@pytest.fixture
+def service(emulator: Emulator, linstor: LinstorClient, tmp_path: Path) -> ServiceFactory:
+    """Start a service with the given settings against the reset emulator (the test pool exists)."""
+
+    @asynccontextmanager
+    async def start(**overrides: object) -> AsyncIterator[httpx.AsyncClient]:
+        app = create_app(
+            service_settings(tmp_path, **overrides), linstor=ConnectionConfig(urls=(emulator.url,))
+        )
+        with serve(app) as url:
+            async with httpx.AsyncClient(base_url=url) as client:
+                yield client
+
+    return start
+
+
+def rename_behind_the_back(emulator: Emulator, linstor_name: str, aux_name: str) -> None:
+    """What an operator with the linstor CLI (or Incus) does: rewrite Aux/Incus/name directly."""
+    rd = emulator.state.rds[linstor_name.upper()]
+    emulator.state.set_rd_props(linstor_name, {**rd.props, "Aux/Incus/name": aux_name})
+
+
+async def test_verify_mode_sees_a_change_behind_its_back_at_once(
+    service: ServiceFactory, emulator: Emulator
+) -> None:
+    async with service(cache_mode="verify") as api:
+        vol = await create(api, name="c1", type="container")
+        hit = await api.get(f"/v1/pools/{POOL}/volumes/container/c1")
+        assert hit.headers["cache-status"] == "linstor-names; hit"
+        rename_behind_the_back(emulator, vol["linstor_name"], "incus-volume-d1")
+        assert_problem(await api.get(f"/v1/pools/{POOL}/volumes/container/c1"), 404, "volume_not_found")
+        found = await api.get(f"/v1/pools/{POOL}/volumes/container/d1")
+        assert found.status_code == 200
+        assert found.json()["linstor_name"] == vol["linstor_name"]
+        report = (await api.get("/v1/cache")).json()
+        assert report["mode"] == "verify"
+        assert report["hits"] >= 1
+        assert report["misses"] >= 2
+
+
+async def test_trust_mode_sees_it_after_the_resync_interval(
+    service: ServiceFactory, emulator: Emulator
+) -> None:
+    async with service(cache_mode="trust", cache_resync_interval=0.5) as api:
+        vol = await create(api, name="c1", type="container")
+        rename_behind_the_back(emulator, vol["linstor_name"], "incus-volume-d1")
+        stale = await api.get(f"/v1/pools/{POOL}/volumes/container/c1")
+        assert stale.status_code == 200  # served from the cache alone ...
+        assert stale.headers["cache-status"] == "linstor-names; hit"
+        assert "age" in stale.headers  # ... and says how old it may be
+        # a miss is never authoritative: the new name is found in LINSTOR at once
+        assert (await api.get(f"/v1/pools/{POOL}/volumes/container/d1")).status_code == 200
+        for _ in range(40):
+            await asyncio.sleep(0.1)
+            response = await api.get(f"/v1/pools/{POOL}/volumes/container/c1")
+            if response.status_code == 404:
+                break
+        assert_problem(response, 404, "volume_not_found")
+
+
+async def test_off_mode_and_no_cache_always_ask_linstor(service: ServiceFactory, emulator: Emulator) -> None:
+    for overrides in ({"cache_mode": "off"}, {"cache_url": "none"}):
+        async with service(**overrides) as api:
+            vol = await create(api, name="c1", type="container")
+            response = await api.get(f"/v1/pools/{POOL}/volumes/container/c1")
+            assert response.headers["cache-status"] == "linstor-names; fwd=bypass"
+            rename_behind_the_back(emulator, vol["linstor_name"], "incus-volume-d1")
+            assert_problem(await api.get(f"/v1/pools/{POOL}/volumes/container/c1"), 404, "volume_not_found")
+            report = (await api.get("/v1/cache")).json()
+            assert report["enabled"] is False
+            assert_problem(await api.post("/v1/cache/rebuild"), 409, "cache_disabled")
+            assert (await api.delete(f"/v1/pools/{POOL}/volumes/container/d1")).status_code == 204
+
+
+async def test_cache_is_rebuilt_from_linstor_alone(
+    service: ServiceFactory, emulator: Emulator, tmp_path: Path
+) -> None:
+    async with service() as api:
+        vol = await create(api, name="c1", type="container")
+        snap = (
+            await api.post(f"/v1/pools/{POOL}/volumes/container/c1/snapshots", json={"name": "s0"})
+        ).json()
+    (tmp_path / "cache.db").unlink()  # the cache may be deleted at any time
+    async with service(cache_mode="trust") as api:
+        for _ in range(50):  # the start-up sync runs in the background
+            report = (await api.get("/v1/cache")).json()
+            if report["last_sync"] is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert report["volumes"] == 1
+        assert report["snapshots"] == 1
+        assert report["age_seconds"] is not None
+        got = await api.get(f"/v1/pools/{POOL}/volumes/container/c1")
+        assert got.headers["cache-status"] == "linstor-names; hit"
+        assert got.json()["linstor_name"] == vol["linstor_name"]
+        resolved = await api.get(f"/v1/resolve/{snap['linstor_name']}")
+        assert resolved.headers["cache-status"] == "linstor-names; hit"
+        assert resolved.json()["snapshot"] == "s0"
+        listed = await api.get(f"/v1/pools/{POOL}/volumes")
+        assert listed.headers["cache-status"] == "linstor-names; hit"
+        assert [v["name"] for v in listed.json()["volumes"]] == ["c1"]
+        rebuilt = await api.post("/v1/cache/rebuild")
+        assert rebuilt.status_code == 200
+        assert rebuilt.json()["volumes"] == 1
+    _ = emulator
