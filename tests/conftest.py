@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import pytest
 
 from app.emulator import EmulatorState, create_emulator_app
 from tests.conformance.spec import SpecValidator
+from tests.support.deps import skip_or_fail
+from tests.support.postgres import PostgresUnavailable, postgres_server, scratch_database
 from tests.support.server import serve
 
 
@@ -43,3 +46,21 @@ def emulator(emulator_server: Emulator, spec_validator: SpecValidator) -> Iterat
     yield emulator_server
     failures = spec_validator.take_failures()
     assert not failures, "emulator answers that do not match LINBIT's spec:\n" + "\n".join(failures)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """One PostgreSQL server for the session (LINSTOR_NAMES_TEST_PG_URL or a throwaway cluster)."""
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(postgres_server())
+        except PostgresUnavailable as exc:
+            skip_or_fail(str(exc))
+        yield url
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """An empty database of its own for one test."""
+    with scratch_database(pg_server) as url:
+        yield url

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import uvicorn
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.emulator.app import create_emulator_app
 from app.emulator.store import EmulatorState
@@ -80,14 +81,30 @@ def run_emulator(host: str, port: int, *, state_file: str | None = None) -> None
     state = EmulatorState()
     if state_file and Path(state_file).exists():
         state.load(state_file)
-    config = uvicorn.Config(
-        create_emulator_app(state=state), host=host, port=port, access_log=False, log_level="info"
-    )
-    try:
-        EmulatorServer(config, state).run()
-    finally:
-        if state_file:
-            state.save(state_file)
+    app: ASGIApp = create_emulator_app(state=state)
+    if state_file:
+        app = _save_at_shutdown(app, state, state_file)
+    config = uvicorn.Config(app, host=host, port=port, access_log=False, log_level="info")
+    EmulatorServer(config, state).run()
+
+
+def _save_at_shutdown(app: ASGIApp, state: EmulatorState, path: str) -> ASGIApp:
+    # uvicorn re-raises SIGTERM/SIGINT once it has shut down, so code after run() never runs: save while
+    # the lifespan shuts down instead.
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await app(scope, receive, send)
+            return
+
+        async def recv() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                state.save(path)
+            return message
+
+        await app(scope, recv, send)
+
+    return wrapped
 
 
 @contextmanager

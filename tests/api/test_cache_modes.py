@@ -126,3 +126,29 @@ async def test_cache_is_rebuilt_from_linstor_alone(
         assert rebuilt.status_code == 200
         assert rebuilt.json()["volumes"] == 1
     _ = emulator
+
+
+@pytest.mark.postgres
+async def test_two_replicas_share_one_postgresql_cache(
+    service: ServiceFactory, emulator: Emulator, pg_url: str
+) -> None:
+    """Replica B serves, from the shared cache alone, what replica A wrote through."""
+    async with (
+        service(cache_url=pg_url, cache_mode="trust") as a,
+        service(cache_url=pg_url, cache_mode="trust") as b,
+    ):
+        vol = await create(a, name="c1", type="container")
+        emulator.state.add_fault(action="error", method="GET", path=r"^/v1/resource-definitions")
+        try:
+            from_b = await b.get(f"/v1/pools/{POOL}/volumes/container/c1")  # LINSTOR would fail: a cache hit
+            assert from_b.status_code == 200, from_b.text
+            assert from_b.headers["cache-status"] == "linstor-names; hit"
+            assert from_b.json()["linstor_name"] == vol["linstor_name"]
+        finally:
+            emulator.state.clear_faults()
+        assert (
+            await b.patch(f"/v1/pools/{POOL}/volumes/container/c1", json={"name": "c2"})
+        ).status_code == 200
+        from_a = await a.get(f"/v1/pools/{POOL}/volumes/container/c2")
+        assert from_a.headers["cache-status"] == "linstor-names; hit"
+        assert (await a.get("/v1/cache")).json()["backend"] == "postgresql"

@@ -158,12 +158,17 @@ async def test_new_volume_from_snapshot_rewrites_identity_and_drops_snapshot_key
 
 
 async def test_parent_lookup_never_sees_two_matches_during_a_restore(
-    api: httpx.AsyncClient, emulator: Emulator
+    api: httpx.AsyncClient, linstor: LinstorClient, emulator: Emulator
 ) -> None:
+    """Incus's own lookup (props filter, then the pool's RG) and ours both see one parent throughout."""
     await create(api, name="v1", type="virtual-machine")
     await snapshot(api, "snap0")
     # slow every restore step down so that lookups run while the new RD carries the parent's props
     emulator.state.add_fault(action="latency", method="POST", path=r"/snapshot-restore-", seconds=0.3)
+    # and the final identity rewrite: the new RD carries the parent's props until it lands
+    emulator.state.add_fault(
+        action="latency", method="PUT", path=r"^/v1/resource-definitions/[^/]+$", seconds=0.3
+    )
     restoring = asyncio.create_task(
         api.post(
             f"/v1/pools/{POOL}/volumes",
@@ -174,16 +179,25 @@ async def test_parent_lookup_never_sees_two_matches_during_a_restore(
             },
         )
     )
-    statuses = []
+    incus_lookup = ["Aux/Incus/name=incus-volume-v1", "Aux/Incus/type=virtual-machines"]
+    seen: list[tuple[int, int, int]] = []
+    carriers = set()
     while not restoring.done():
-        statuses.append((await api.get(VOL, params={"fresh": "true"})).status_code)
+        rds = await linstor.list_resource_definitions(props=incus_lookup)
+        carriers.add(len(rds))
+        in_pool = [rd for rd in rds if rd.resource_group_name == POOL]
+        lookup = await api.get(VOL)
         listing = await api.get(f"/v1/pools/{POOL}/volumes", params={"fresh": "true"})
-        statuses.append(200 if len(listing.json()["volumes"]) <= 2 else 500)
+        names = [v["name"] for v in listing.json()["volumes"]]
+        seen.append((len(in_pool), lookup.status_code, names.count("v1")))
         await asyncio.sleep(0.02)
     assert (await restoring).status_code == 201
     emulator.state.clear_faults()
-    assert len(statuses) > 4
-    assert set(statuses) == {200}
+    assert len(seen) > 4
+    assert set(seen) == {(1, 200, 1)}
+    assert 2 in carriers  # LINSTOR's restore did copy the parent's identity: in the staging group only
+    # the restore did happen with the parent's props on the new RD: in the staging group only
+    assert (await api.get(f"/v1/pools/{POOL}/volumes/virtual-machine/v2")).status_code == 200
 
 
 async def test_copy_from_snapshot_errors_and_rollback(

@@ -3,33 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from app.cache.store import CacheStore
-from tests.support.deps import skip_or_fail
-from tests.support.postgres import PostgresUnavailable, postgres_server, scratch_database
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[str]:
-    """One PostgreSQL server for the session (LINSTOR_NAMES_TEST_PG_URL or a throwaway cluster)."""
-    with ExitStack() as stack:
-        try:
-            url = stack.enter_context(postgres_server())
-        except PostgresUnavailable as exc:
-            skip_or_fail(str(exc))
-        yield url
-
-
-@pytest.fixture
-def pg_url(pg_server: str) -> Iterator[str]:
-    """An empty database of its own for one test."""
-    with scratch_database(pg_server) as url:
-        yield url
 
 
 @pytest.fixture

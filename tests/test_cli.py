@@ -1,0 +1,98 @@
+"""The console script: settings errors, cache migrate/rebuild, openapi, the emulator and python-linstor."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import linstor as pylinstor
+import pytest
+
+from app.cli import main
+from app.linstor import LinstorClient
+from app.linstor.config import ConnectionConfig
+from app.linstor.models import ResourceGroupCreate
+from tests.conftest import Emulator
+from tests.support.server import free_port
+
+EXE = str(Path(sys.executable).with_name("linstor-names"))
+
+
+@pytest.mark.parametrize("prefix", ["incus-volume-toolong", "1abc", "bad.prefix", ""])
+def test_a_bad_prefix_stops_the_service_with_a_clear_message(
+    prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LINSTOR_NAMES_VOLUME_PREFIX", prefix)
+    with pytest.raises(SystemExit) as stopped:
+        main(["serve"])
+    message = str(stopped.value.code)
+    assert "volume_prefix" in message
+    assert "at most 16 characters" in message
+
+
+def test_cache_migrate_and_rebuild(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LINSTOR_NAMES_CACHE_URL", f"sqlite:///{tmp_path / 'c.db'}")
+    monkeypatch.setenv("LS_CONTROLLERS", emulator.url)
+    main(["cache", "migrate"])
+    assert "cache schema at head" in capsys.readouterr().out
+
+    async def arrange() -> None:
+        async with LinstorClient(ConnectionConfig(urls=(emulator.url,))) as client:
+            await client.create_resource_group(ResourceGroupCreate(name="pool1"))
+            await client.create_resource_definition(
+                "incus-volume-0123456789abcdef0123456789abcdef",
+                resource_group="pool1",
+                props={
+                    "Aux/Incus/name": "incus-volume-c1",
+                    "Aux/Incus/type": "containers",
+                    "Aux/Incus/content-type": "filesystem",
+                },
+            )
+
+    asyncio.run(arrange())
+    main(["cache", "rebuild"])
+    assert "cache rebuilt from LINSTOR: 1 volumes" in capsys.readouterr().out
+
+
+def test_cache_commands_refuse_without_a_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LINSTOR_NAMES_CACHE_URL", "none")
+    with pytest.raises(SystemExit, match="no cache configured"):
+        main(["cache", "migrate"])
+
+
+def test_openapi_command_prints_the_document(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["openapi"])
+    assert json.loads(capsys.readouterr().out)["info"]["title"] == "linstor-names"
+
+
+def test_emulator_command_serves_python_linstor(tmp_path: Path) -> None:
+    port = free_port()
+    state = tmp_path / "state.json"
+    proc = subprocess.Popen([EXE, "emulator", "--port", str(port), "--state-file", str(state)])
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                if httpx.get(f"{url}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        with pylinstor.Linstor(url) as lin:
+            assert lin.controller_version().rest_api_version == "1.28.0"
+            assert not lin.resource_group_create("rg1", place_count=2)[0].is_error()
+            assert [rg.name for rg in lin.resource_group_list_raise().resource_groups] == [
+                "DfltRscGrp",
+                "rg1",
+            ]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    # the state file is written at shutdown and loaded at the next start
+    assert "rg1" in state.read_text()
