@@ -276,3 +276,13 @@ def test_spec_env_variable_is_honoured(monkeypatch: pytest.MonkeyPatch, tmp_path
     spec.write_text("openapi: 3.0.2\npaths: {}\ncomponents: {}\n")
     monkeypatch.setenv("LINSTOR_NAMES_SPEC", str(spec))
     assert SpecValidator.load().template_names == frozenset()
+
+
+def test_spec_is_linbits_verbatim() -> None:
+    """The vendored spec is byte-for-byte the one of linstor-server 1.34.0-rc.1 (REST API 1.28.0)."""
+    import hashlib
+
+    from tests.conformance.spec import DEFAULT_SPEC
+
+    digest = hashlib.sha256(DEFAULT_SPEC.read_bytes()).hexdigest()
+    assert digest == "38a23338a753d6914d1b77afd3878676b8cb9f64de2cd6371736a8a501915a6f"
