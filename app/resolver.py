@@ -56,6 +56,7 @@ class CacheInfo:
     age: float | None = None
 
 
+FULL_LISTS = 2
 MISS = CacheInfo("fwd=miss")
 BYPASS = CacheInfo("fwd=bypass")
 
@@ -90,6 +91,7 @@ class Resolver:
         self.cache = cache if mode is not CacheMode.OFF else None
         self.mode = mode
         self.counters = CacheCounters()
+        self._full_lists = asyncio.Semaphore(FULL_LISTS)
 
     def decode(self, rd: ResourceDefinition) -> VolumeRecord | None:
         """The volume held by a resource definition (pool = its resource group)."""
@@ -179,13 +181,17 @@ class Resolver:
         props = [self.codec.keys.name]
         if vtype is not None:
             props.append(f"{self.codec.keys.type}={vtype.linstor}")
-        with upstream("list volumes"):
-            rds = await self.client.list_resource_definitions(props=props, with_volume_definitions=True)
-        found = (
-            await asyncio.to_thread(self._decode_pool, rds, pool, project)
-            if len(rds) > 500
-            else (self._decode_pool(rds, pool, project))
-        )
+        # A list without the cache holds every RD of the cluster in memory (~4 KiB each once parsed): at most
+        # FULL_LISTS of them at a time, the others wait, so that concurrent lists cannot exhaust memory.
+        async with self._full_lists:
+            with upstream("list volumes"):
+                rds = await self.client.list_resource_definitions(props=props, with_volume_definitions=True)
+            found = (
+                await asyncio.to_thread(self._decode_pool, rds, pool, project)
+                if len(rds) > 500
+                else (self._decode_pool(rds, pool, project))
+            )
+            del rds
         if self.cache is not None:
             self.counters.misses += 1  # a fresh list does not write: the resync keeps whole pools current
         return found, (MISS if self.cache is not None else BYPASS)

@@ -201,7 +201,7 @@ async def test_retry_count_is_bounded_and_backoff_doubles(
 ) -> None:
     route = router.get(f"{A}/v1/controller/version").mock(return_value=httpx.Response(503, text="busy"))
     transport = httpx.MockTransport(router.async_handler)
-    caplog.set_level(logging.WARNING, logger="app.linstor.client")
+    caplog.set_level(logging.WARNING, logger="app.linstor")
     async with LinstorClient(
         ConnectionConfig(urls=(A,)), retries=3, backoff=0.01, transport=transport
     ) as client:
