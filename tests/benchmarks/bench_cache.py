@@ -244,7 +244,8 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("bench_cache needs wrk: apt-get install wrk")
     print(
-        f"wrk -t1 -c{args.connections} -d{args.duration:g}s per row; {os.cpu_count()} cores; 127.0.0.1 only"
+        f"wrk -t1 -c{args.connections} -d{args.duration:g}s per row; a row whose first request takes over "
+        f"{args.duration / 10:g}s: 3 sequential requests (median, max); {os.cpu_count()} cores; 127.0.0.1"
     )
     print("| volumes | mode   | op      |     req/s |  p50 ms  |  p99 ms  |")
     print("|--------:|--------|---------|----------:|---------:|---------:|")
