@@ -14,23 +14,23 @@ from linstor import sharedconsts as apiconsts
 from tests.conformance.deviations import BY_NAME, is_error, ret_codes
 from tests.conformance.spec import SpecValidator
 from tests.conftest import Emulator
+from tests.support.ret_codes import (
+    PARSE_ERROR,
+    RAW_RD_NOT_FOUND,
+    RAW_RG_NOT_FOUND,
+    RD_CREATE_EXISTS,
+    RD_DELETE_NOT_FOUND,
+    RD_MODIFY_INVALID_PROP,
+    RD_MODIFY_NOT_FOUND,
+    SNAPSHOT_DELETE_NOT_FOUND,
+    UNKNOWN_ERROR,
+    VD_CREATED,
+)
 
 RD = "/v1/resource-definitions/{resource}"
 RG = "/v1/resource-groups/{resource_group}"
 VDS = "/v1/resource-definitions/{resource}/volume-definitions"
 VD = "/v1/resource-definitions/{resource}/volume-definitions/{volume_number}"
-
-# Signed ret_codes as the controller writes them (linstor-rest-api.md §3.3).
-RD_CREATE_EXISTS = -4611686018406940171
-RD_MODIFY_NOT_FOUND = -4611686018390163155
-RD_MODIFY_INVALID_PROP = -4611686018390163243
-RD_DELETE_NOT_FOUND = -9223372036800771144
-SNAPSHOT_DELETE_NOT_FOUND = -9223372036803654728
-RAW_RD_NOT_FOUND = -4611686018427387603
-RAW_RG_NOT_FOUND = -4611686018427387587
-VD_CREATED = 19922945
-UNKNOWN_ERROR = -4611686018427386906
-PARSE_ERROR = -3458764513820540931
 
 
 @pytest.fixture

@@ -13,10 +13,8 @@ import pytest
 
 from tests.conformance.deviations import DEVIATIONS
 from tests.conformance.spec import SpecValidator
+from tests.support.ret_codes import RAW_RD_NOT_FOUND, RD_CREATE_EXISTS, RD_CREATED
 
-RD_CREATED = 20447233
-RD_NOT_FOUND = -4611686018427387603
-RD_EXISTS = -4611686018406940171
 UUID = "5f0c3c49-8d0e-4a43-9b58-0e7b8c1f2d11"
 CREATED_AT = "2026-06-02T10:00:00.123456789+02:00"
 
@@ -186,7 +184,7 @@ def test_non_json_body_fails(validator: SpecValidator) -> None:
 
 
 def test_operation_failed_is_validated_as_rc_list(validator: SpecValidator) -> None:
-    entry = rc(RD_EXISTS, "A resource definition with the name 'vol1' already exists")
+    entry = rc(RD_CREATE_EXISTS, "A resource definition with the name 'vol1' already exists")
     assert validator.check(answer("POST", "/v1/resource-definitions", 500, [entry])) == []
     # The spec's OperationFailed is a single ApiCallRc, which is not what the code sends.
     failures = validator.check(answer("POST", "/v1/resource-definitions", 500, entry))
@@ -198,7 +196,7 @@ def test_undocumented_single_get_is_validated_as_object(validator: SpecValidator
     path = "/v1/resource-definitions/vol1"
     assert validator.check(answer("GET", path, 200, RD_OBJECT)) == []
     assert validator.check(answer("GET", path, 200, [RD_OBJECT]))
-    not_found = [rc(RD_NOT_FOUND, "Resource definition 'vol1' not found.")]
+    not_found = [rc(RAW_RD_NOT_FOUND, "Resource definition 'vol1' not found.")]
     assert validator.check(answer("GET", path, 404, not_found)) == []
 
 
@@ -213,7 +211,7 @@ def test_clone_failure_is_validated_as_clone_started(validator: SpecValidator) -
         "location": "/v1/resource-definitions/src/clone/dst",
         "source_name": "src",
         "clone_name": "dst",
-        "messages": [rc(RD_EXISTS, "exists")],
+        "messages": [rc(RD_CREATE_EXISTS, "exists")],
     }
     path = "/v1/resource-definitions/src/clone"
     assert validator.check(answer("POST", path, 500, body)) == []

@@ -7,10 +7,7 @@ import pytest
 
 from app.emulator import EmulatorState
 from tests.emulator.helpers import RD_URL, codes, make_rd
-
-RD_CREATED = 20447233
-RD_MODIFIED = 37224451
-RD_DELETED = 54001666
+from tests.support.ret_codes import RD_CREATED, RD_DELETED, RD_MODIFIED
 
 
 async def test_version_and_health(client: httpx.AsyncClient) -> None:

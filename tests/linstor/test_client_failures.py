@@ -27,30 +27,31 @@ from app.linstor.client import spawned_without_resources
 from app.linstor.config import ConnectionConfig
 from app.linstor.errors import LinstorAccessDenied
 from app.linstor.models import ApiCallRc, CloneRequest
+from tests.support.ret_codes import (
+    PARSE_ERROR,
+    RAW_RD_NOT_FOUND,
+    RD_CREATE_EXISTS,
+    RD_CREATE_INVALID_NAME,
+    RD_CREATE_INVALID_PROP,
+    RD_CREATE_RG_MISSING,
+    RD_CREATED,
+    RD_DELETE_HAS_SNAPSHOTS,
+    RD_DELETE_NOT_FOUND,
+    RD_DELETED,
+    RD_MODIFY_NOT_FOUND,
+    SNAPSHOT_DELETE_NOT_FOUND,
+    SNAPSHOT_NOT_CONNECTED,
+    SPAWN_NO_RESOURCES,
+    TOKEN_REJECTED,
+    UNKNOWN_ERROR,
+)
 
 A = "http://ctrl-a:3370"
 B = "http://ctrl-b:3370"
 VERSION = {"version": "1.34.0", "git_hash": "x", "build_time": "now", "rest_api_version": "1.28.0"}
 
+
 # ret_codes from linstor-rest-api.md §3.3
-RD_CREATED = 20447233
-RD_DELETED = 54001666
-RD_DUPLICATE = -4611686018406940171
-RD_INVALID_NAME = -4611686018406940470
-RD_INVALID_PROP = -4611686018406940459
-RD_MODIFY_MISSING = -4611686018390163155
-RD_CREATE_RG_MISSING = -4611686018406940355
-RD_DELETE_HAS_SNAPSHOTS = -4611686018373385726
-RAW_NOT_FOUND_RSC_DFN = -4611686018427387603
-SNAPSHOT_NOT_CONNECTED = -4611686018409823261
-DELETE_MISSING_RD = -9223372036800771144
-DELETE_MISSING_SNAPSHOT = -9223372036803654728
-SPAWN_NO_RESOURCES = 4611686018448631568
-API_CALL_PARSE_ERROR = -3458764513820540931
-FAIL_UNKNOWN_ERROR = -4611686018427386906
-TOKEN_REJECTED = -4611686018427387492
-
-
 def rc(ret_code: int, message: str = "msg", **extra: Any) -> dict[str, Any]:
     """One ApiCallRc entry as LINSTOR writes it."""
     return {"ret_code": ret_code, "message": message, **extra}
@@ -228,9 +229,7 @@ async def test_no_retries(router: respx.Router) -> None:
 
 async def test_api_errors_are_not_retried(router: respx.Router, client: LinstorClient) -> None:
     route = router.get(f"{A}/v1/resource-definitions/nope").mock(
-        return_value=httpx.Response(
-            404, json=[rc(RAW_NOT_FOUND_RSC_DFN, "Resource definition 'nope' not found.")]
-        )
+        return_value=httpx.Response(404, json=[rc(RAW_RD_NOT_FOUND, "Resource definition 'nope' not found.")])
     )
     with pytest.raises(LinstorNotFound):
         await client.get_resource_definition("nope")
@@ -317,13 +316,13 @@ async def test_malformed_rc_list(router: respx.Router, client: LinstorClient) ->
 @pytest.mark.parametrize(
     ("status", "ret_code", "expected"),
     [
-        (500, RD_DUPLICATE, LinstorExists),
-        (404, RAW_NOT_FOUND_RSC_DFN, LinstorNotFound),
-        (404, RD_MODIFY_MISSING, LinstorNotFound),
+        (500, RD_CREATE_EXISTS, LinstorExists),
+        (404, RAW_RD_NOT_FOUND, LinstorNotFound),
+        (404, RD_MODIFY_NOT_FOUND, LinstorNotFound),
         (404, RD_CREATE_RG_MISSING, LinstorNotFound),
-        (500, RD_INVALID_NAME, LinstorInvalid),
-        (500, RD_INVALID_PROP, LinstorInvalid),
-        (400, API_CALL_PARSE_ERROR, LinstorInvalid),
+        (500, RD_CREATE_INVALID_NAME, LinstorInvalid),
+        (500, RD_CREATE_INVALID_PROP, LinstorInvalid),
+        (400, PARSE_ERROR, LinstorInvalid),
         (500, RD_DELETE_HAS_SNAPSHOTS, LinstorExists),
         (500, SNAPSHOT_NOT_CONNECTED, LinstorConflict),
         (401, TOKEN_REJECTED, LinstorAccessDenied),
@@ -345,15 +344,15 @@ async def test_rc_errors_map_by_ret_code(
 
 async def test_unknown_error_is_a_server_error(router: respx.Router, client: LinstorClient) -> None:
     router.put(f"{A}/v1/resource-definitions/vol1").mock(
-        return_value=httpx.Response(500, json=[rc(FAIL_UNKNOWN_ERROR, "An unknown error occurred.")])
+        return_value=httpx.Response(500, json=[rc(UNKNOWN_ERROR, "An unknown error occurred.")])
     )
     with pytest.raises(LinstorServerError) as info:
         await client.modify_resource_definition("vol1", override_props={"Aux/x": "y"})
-    assert [r.ret_code for r in info.value.rcs] == [FAIL_UNKNOWN_ERROR]
+    assert [r.ret_code for r in info.value.rcs] == [UNKNOWN_ERROR]
 
 
 async def test_first_error_entry_decides(router: respx.Router, client: LinstorClient) -> None:
-    body = [rc(RD_CREATED, "props set"), rc(RD_INVALID_PROP, "bad prop"), rc(RD_DUPLICATE, "dup")]
+    body = [rc(RD_CREATED, "props set"), rc(RD_CREATE_INVALID_PROP, "bad prop"), rc(RD_CREATE_EXISTS, "dup")]
     router.post(f"{A}/v1/resource-definitions").mock(return_value=httpx.Response(500, json=body))
     with pytest.raises(LinstorInvalid, match="bad prop") as info:
         await client.create_resource_definition("vol1", props={"Foo/bar": "x"})
@@ -362,7 +361,7 @@ async def test_first_error_entry_decides(router: respx.Router, client: LinstorCl
 
 async def test_error_entry_in_a_2xx_answer_still_raises(router: respx.Router, client: LinstorClient) -> None:
     router.put(f"{A}/v1/resource-definitions/vol1").mock(
-        return_value=httpx.Response(200, json=[rc(RD_INVALID_PROP)])
+        return_value=httpx.Response(200, json=[rc(RD_CREATE_INVALID_PROP)])
     )
     with pytest.raises(LinstorInvalid):
         await client.modify_resource_definition("vol1", delete_props=["Aux/x"])
@@ -379,7 +378,9 @@ async def test_error_status_without_error_entries(router: respx.Router, client: 
 
 async def test_delete_of_a_missing_rd_returns_false(router: respx.Router, client: LinstorClient) -> None:
     router.delete(f"{A}/v1/resource-definitions/gone").mock(
-        return_value=httpx.Response(200, json=[rc(DELETE_MISSING_RD, "Resource definition: gone not found.")])
+        return_value=httpx.Response(
+            200, json=[rc(RD_DELETE_NOT_FOUND, "Resource definition: gone not found.")]
+        )
     )
     router.delete(f"{A}/v1/resource-definitions/vol1").mock(
         return_value=httpx.Response(200, json=[rc(RD_DELETED, "Resource definition 'vol1' deleted.")])
@@ -392,7 +393,7 @@ async def test_delete_of_a_missing_snapshot_returns_false(
     router: respx.Router, client: LinstorClient
 ) -> None:
     router.delete(f"{A}/v1/resource-definitions/vol1/snapshots/s1").mock(
-        return_value=httpx.Response(200, json=[rc(DELETE_MISSING_SNAPSHOT)])
+        return_value=httpx.Response(200, json=[rc(SNAPSHOT_DELETE_NOT_FOUND)])
     )
     assert await client.delete_snapshot("vol1", "s1") is False
 
@@ -480,9 +481,9 @@ async def test_clone_started(router: respx.Router, client: LinstorClient) -> Non
 @pytest.mark.parametrize(
     ("status", "ret_code", "expected"),
     [
-        (500, RD_DUPLICATE, LinstorExists),
-        (500, RD_INVALID_NAME, LinstorInvalid),
-        (201, RD_DUPLICATE, LinstorExists),
+        (500, RD_CREATE_EXISTS, LinstorExists),
+        (500, RD_CREATE_INVALID_NAME, LinstorInvalid),
+        (201, RD_CREATE_EXISTS, LinstorExists),
     ],
 )
 async def test_clone_errors_inside_the_clone_started_body(
@@ -499,7 +500,7 @@ async def test_clone_errors_inside_the_clone_started_body(
 async def test_clone_of_a_missing_source(router: respx.Router, client: LinstorClient) -> None:
     router.post(f"{A}/v1/resource-definitions/nope/clone").mock(
         return_value=httpx.Response(
-            404, json=[rc(RD_MODIFY_MISSING, "Resource definition 'nope' not found.")]
+            404, json=[rc(RD_MODIFY_NOT_FOUND, "Resource definition 'nope' not found.")]
         )
     )
     with pytest.raises(LinstorNotFound):
