@@ -99,14 +99,17 @@ class Resolver:
 
     # ---- forward ---------------------------------------------------------------------------------------
 
-    async def find(self, key: VolumeKey) -> tuple[list[VolumeRecord], CacheInfo]:
-        """All resource definitions holding `key` (more than one is a conflict the caller reports)."""
+    async def find(self, key: VolumeKey, *, confirm: bool = False) -> tuple[list[VolumeRecord], CacheInfo]:
+        """All resource definitions holding `key` (more than one is a conflict the caller reports).
+
+        `confirm` makes a trust-mode hit confirmed as in verify mode: changes act on what LINSTOR holds now.
+        """
         if self.cache is None:
             return await self.find_in_linstor(key), BYPASS
         cached = await self.cache.by_key(key)
         if len(cached) == 1:
             hit = cached[0]
-            if self.mode is CacheMode.TRUST:
+            if self.mode is CacheMode.TRUST and not confirm:
                 self.counters.hits += 1
                 return [hit.record], self._trusted(hit)
             confirmed = await self._confirm(hit.record)

@@ -101,9 +101,12 @@ class VolumeService:
 
     # ---- lookups ---------------------------------------------------------------------------------------
 
-    async def get(self, key: VolumeKey) -> tuple[VolumeRecord, CacheInfo]:
-        """The one resource definition holding `key`: 404 when none, 409 ambiguous_volume when several."""
-        records, info = await self.resolver.find(key)
+    async def get(self, key: VolumeKey, *, confirm: bool = True) -> tuple[VolumeRecord, CacheInfo]:
+        """The one resource definition holding `key`: 404 when none, 409 ambiguous_volume when several.
+
+        Changes need `confirm` (the default): a trusted cache entry is checked against LINSTOR first.
+        """
+        records, info = await self.resolver.find(key, confirm=confirm)
         return self.only(key, records), info
 
     def only(self, key: VolumeKey, records: list[VolumeRecord]) -> VolumeRecord:
@@ -231,7 +234,9 @@ class VolumeService:
 
     async def require_free(self, key: VolumeKey) -> None:
         """409 volume_exists when `key` is taken."""
-        records, _ = await self.resolver.find(key)
+        # authoritative: a trusted cache could hold an entry deleted behind the service's back, and only the
+        # props filter sees a duplicate created behind it
+        records = await self.resolver.find_in_linstor(key)
         if records:
             raise Conflict(
                 "volume_exists",

@@ -68,7 +68,7 @@ async def get_volume(
     pool: str, type: VolumeType, name: str, svc: ServicesDep, response: Response, project: str = ProjectQuery
 ) -> Volume:
     """Forward lookup: the LINSTOR resource definition of a volume."""
-    record, info = await svc.volumes.get(make_key(pool, project, type, name))
+    record, info = await svc.volumes.get(make_key(pool, project, type, name), confirm=False)
     cache_headers(response, info)
     return Volume.of(record)
 

@@ -152,3 +152,19 @@ async def test_two_replicas_share_one_postgresql_cache(
         from_a = await a.get(f"/v1/pools/{POOL}/volumes/container/c2")
         assert from_a.headers["cache-status"] == "linstor-names; hit"
         assert (await a.get("/v1/cache")).json()["backend"] == "postgresql"
+
+
+async def test_trust_mode_changes_act_on_what_linstor_holds_now(
+    service: ServiceFactory, linstor: LinstorClient
+) -> None:
+    """A trusted entry may be stale for reads, never for writes: they confirm with LINSTOR first."""
+    async with service(cache_mode="trust") as api:
+        vol = await create(api, name="c1", type="container")
+        await linstor.delete_resource_definition(vol["linstor_name"])  # behind the service's back
+        stale = await api.get(f"/v1/pools/{POOL}/volumes/container/c1")
+        assert stale.status_code == 200  # a read may be as old as the resync interval says
+        renamed = await api.patch(f"/v1/pools/{POOL}/volumes/container/c1", json={"name": "c2"})
+        assert_problem(renamed, 404, "volume_not_found")
+        again = await create(api, name="c1", type="container")  # the name is free in LINSTOR
+        assert again["linstor_name"] != vol["linstor_name"]
+        assert (await api.get(f"/v1/pools/{POOL}/volumes/container/c1")).json() == again
