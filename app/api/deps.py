@@ -10,8 +10,8 @@ if TYPE_CHECKING:
     from app.main import Services
 
 
-def services(request: Request) -> Services:
-    """The objects the lifespan built for this process."""
+async def services(request: Request) -> Services:
+    """The objects the lifespan built for this process (async: a sync dependency costs a thread hop)."""
     svc: Services = request.app.state.services
     return svc
 
