@@ -8,6 +8,7 @@ from typing import Any
 
 from app.errors import Conflict, UpstreamError
 from app.linstor.errors import (
+    LinstorAccessDenied,
     LinstorApiError,
     LinstorError,
     LinstorOperationalError,
@@ -48,6 +49,11 @@ def upstream(action: str) -> Iterator[None]:
             f"{action}: LINSTOR is unavailable",
             status=503,
             linstor=linstor_detail(exc),
+        ) from exc
+    except LinstorAccessDenied as exc:
+        # our credentials (LS_USERNAME/LS_PASSWORD, LS_BEARER_TOKEN_FILE, client certificate) are not accepted
+        raise UpstreamError(
+            "linstor_access_denied", f"{action}: LINSTOR refused our credentials", linstor=linstor_detail(exc)
         ) from exc
     except LinstorApiError as exc:
         # LINSTOR refused a well-formed request because of its state (no space, not connected, in use, ...)

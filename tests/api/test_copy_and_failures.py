@@ -205,3 +205,17 @@ async def test_hung_linstor_is_504_after_the_read_timeout(
             response = await api.get(f"/v1/pools/{POOL}/volumes/container/c1")
             assert_problem(response, 504, "linstor_timeout")
     emulator.state.clear_faults()
+
+
+async def test_linstor_refusing_our_credentials_is_502_access_denied(
+    api: httpx.AsyncClient, emulator: Emulator
+) -> None:
+    # a controller with token auth on answers 401 FAIL_ACC_DENIED_COMMAND (linstor-rest-api.md §7.1)
+    denied = [{"ret_code": -4611686018427387492, "message": "Unauthorized: token invalid or not provided"}]
+    emulator.state.add_fault(
+        action="error", method="GET", path=r"^/v1/resource-groups/", status=401, body=denied
+    )
+    response = await api.get(f"/v1/pools/{POOL}/volumes")
+    body = assert_problem(response, 502, "linstor_access_denied")
+    assert body["linstor"]["status"] == 401
+    emulator.state.clear_faults()
