@@ -12,10 +12,11 @@ Misses always go to LINSTOR: the cache is never authoritative, only LINSTOR is.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from app.identity import VolumeKey, VolumeRecord, VolumeType
 from app.linstor import LinstorClient, LinstorNotFound
@@ -23,6 +24,9 @@ from app.linstor.models import ResourceDefinition
 from app.naming import Codec
 from app.settings import CacheMode
 from app.upstream import upstream
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Cached(Protocol):
@@ -106,7 +110,7 @@ class Resolver:
         """
         if self.cache is None:
             return await self.find_in_linstor(key), BYPASS
-        cached = await self.cache.by_key(key)
+        cached = await self._read(self.cache.by_key(key), ())
         if len(cached) == 1:
             hit = cached[0]
             if self.mode is CacheMode.TRUST and not confirm:
@@ -127,10 +131,10 @@ class Resolver:
         fresh_names = {r.rd_name for r in fresh}
         for old in cached:
             if old.rd_name not in fresh_names:
-                await self.cache.delete(old.rd_name)
+                await self.removed(old.rd_name)
         for record in fresh:
             if record not in cached:
-                await self.cache.put(record)
+                await self.written(record)
 
     async def find_in_linstor(self, key: VolumeKey) -> list[VolumeRecord]:
         """Incus's lookup: props filter on name and type, then keep the pool's resource group (§3.1)."""
@@ -154,7 +158,7 @@ class Resolver:
         # GET /v1/resource-definitions/{rd} never carries volume definitions (linstor-rest-api.md §2.4)
         fresh = replace(fresh, volume_sizes_kib=cached.volume_sizes_kib)
         if fresh != cached and self.cache is not None:
-            await self.cache.put(fresh)
+            await self.written(fresh)
         return fresh
 
     def _trusted(self, hit: Cached) -> CacheInfo:
@@ -176,8 +180,10 @@ class Resolver:
         self, pool: str, *, project: str | None, vtype: VolumeType | None, fresh: bool = False
     ) -> tuple[list[VolumeRecord], CacheInfo]:
         """Volumes of a pool, from the cache unless `fresh` or no cache (then one LINSTOR list)."""
+        rows = None
         if self.cache is not None and not fresh:
-            rows = list(await self.cache.list(pool, project=project, type=vtype))
+            rows = await self._read(self.cache.list(pool, project=project, type=vtype), None)
+        if rows is not None:
             self.counters.hits += 1
             age = time.time() - self.counters.last_sync if self.counters.last_sync else None
             return [r.record for r in rows], CacheInfo("hit", age=age)
@@ -210,7 +216,7 @@ class Resolver:
 
     async def by_rd_name(self, rd_name: str) -> tuple[VolumeRecord | None, CacheInfo]:
         """The volume whose resource definition is `rd_name` (one name-filtered read of LINSTOR)."""
-        hit = await self.cache.by_rd(rd_name) if self.cache is not None else None
+        hit = await self._read(self.cache.by_rd(rd_name), None) if self.cache is not None else None
         if hit is not None and self.mode is CacheMode.TRUST:
             self.counters.hits += 1
             return hit.record, self._trusted(hit)
@@ -229,7 +235,7 @@ class Resolver:
     async def by_snapshot_name(self, snapshot: str) -> tuple[tuple[VolumeRecord, str] | None, CacheInfo]:
         """(volume, Incus snapshot name) for a LINSTOR snapshot name."""
         if self.cache is not None:
-            hit = await self.cache.by_snapshot(snapshot)
+            hit = await self._read(self.cache.by_snapshot(snapshot), None)
             if hit is not None:
                 row, incus_name = hit
                 if self.mode is CacheMode.TRUST:
@@ -240,7 +246,7 @@ class Resolver:
                     self.counters.hits += 1
                     return (fresh, incus_name), CacheInfo("hit")
                 if fresh is None:
-                    await self.cache.delete(row.record.rd_name)
+                    await self.removed(row.record.rd_name)
             self.counters.misses += 1
         # No props filter exists for snapshots: scan the snapshot view, then read the parent by name.
         with upstream("resolve snapshot"):
@@ -261,9 +267,28 @@ class Resolver:
     async def written(self, record: VolumeRecord) -> None:
         """The service changed `record` in LINSTOR."""
         if self.cache is not None:
-            await self.cache.put(record)
+            await self._write_through(self.cache.put(record), record.rd_name)
 
     async def removed(self, rd_name: str) -> None:
         """The service deleted `rd_name` from LINSTOR."""
         if self.cache is not None:
-            await self.cache.delete(rd_name)
+            await self._write_through(self.cache.delete(rd_name), rd_name)
+
+    @staticmethod
+    async def _read(read: Awaitable[T], miss: T) -> T:
+        # The cache is optional: when its database fails, answer from LINSTOR (as mode off) and let /readyz
+        # report the cache; never fail a lookup that LINSTOR can answer.
+        try:
+            return await read
+        except Exception:
+            log.exception("cache read failed; asking LINSTOR instead")
+            return miss
+
+    @staticmethod
+    async def _write_through(write: Awaitable[None], rd_name: str) -> None:
+        # LINSTOR has already changed: a cache that cannot follow must not turn that success into an error.
+        # The entry stays stale (verify repairs it on the next hit, trust until the next resync).
+        try:
+            await write
+        except Exception:
+            log.exception("cache write-through for %s failed; the next resync repairs it", rd_name)

@@ -216,6 +216,16 @@ class SnapshotService:
             rd = random_linstor_name(self.settings.volume_prefix)
             staging = self.settings.staging_resource_group
             identity = self.volumes.codec.volume_props(key, content, spec.description)
+            sizes = tuple(
+                vd.size_kib for vd in sorted(snap.volume_definitions, key=lambda v: v.volume_number)
+            )
+            record = VolumeRecord(
+                key=key,
+                rd_name=rd,
+                content_type=content,
+                description=spec.description,
+                volume_sizes_kib=sizes,
+            )
             async with self.volumes.undo_on_error(rd):
                 with upstream("restore snapshot into a new volume"):
                     await self.client.create_resource_definition(rd, resource_group=staging)
@@ -228,17 +238,8 @@ class SnapshotService:
                         delete_namespaces=self.keys.snapshot_namespaces,
                         resource_group=group.name,
                     )
-            sizes = tuple(
-                vd.size_kib for vd in sorted(snap.volume_definitions, key=lambda v: v.volume_number)
-            )
-            record = VolumeRecord(
-                key=key,
-                rd_name=rd,
-                content_type=content,
-                description=spec.description,
-                volume_sizes_kib=sizes,
-            )
-            await self.volumes.settle(record)
+                await self.volumes.settle(record)
+            await self.volumes.resolver.written(record)
             return record
 
     async def _ensure_staging_group(self) -> None:

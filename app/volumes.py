@@ -162,11 +162,6 @@ class VolumeService:
             key = replace(key, pool=group.name)
             await self.require_free(key)
             rd = random_linstor_name(self.settings.volume_prefix)
-            async with self.undo_on_error(rd):
-                with upstream("create volume"):
-                    rcs = await self.client.spawn(group.name, rd, sizes, props=props)
-                    if spawned_without_resources(rcs):
-                        await self.client.autoplace(rd)
             record = VolumeRecord(
                 key=key,
                 rd_name=rd,
@@ -174,7 +169,13 @@ class VolumeService:
                 description=spec.description,
                 volume_sizes_kib=tuple(sizes),
             )
-            await self.settle(record)
+            async with self.undo_on_error(rd):
+                with upstream("create volume"):
+                    rcs = await self.client.spawn(group.name, rd, sizes, props=props)
+                    if spawned_without_resources(rcs):
+                        await self.client.autoplace(rd)
+                await self.settle(record)
+            await self.resolver.written(record)
             return record
 
     async def _copy(self, key: VolumeKey, spec: CreateSpec, source: SourceSpec) -> VolumeRecord:
@@ -200,10 +201,6 @@ class VolumeService:
                 delete_props=[] if spec.description else [self.codec.keys.description],
                 delete_namespaces=self.codec.keys.snapshot_namespaces,
             )
-            async with self.undo_on_error(rd):
-                with upstream("copy volume"):
-                    await self.client.clone(src.rd_name, request)
-                await self._wait_clone(src.rd_name, rd)
             record = VolumeRecord(
                 key=key,
                 rd_name=rd,
@@ -211,7 +208,12 @@ class VolumeService:
                 description=spec.description,
                 volume_sizes_kib=src.volume_sizes_kib,
             )
-            await self.settle(record)
+            async with self.undo_on_error(rd):
+                with upstream("copy volume"):
+                    await self.client.clone(src.rd_name, request)
+                await self._wait_clone(src.rd_name, rd)
+                await self.settle(record)
+            await self.resolver.written(record)
             return record
 
     async def _wait_clone(self, source_rd: str, clone_rd: str) -> None:
@@ -246,15 +248,14 @@ class VolumeService:
 
     async def settle(self, record: VolumeRecord) -> None:
         """After a create: if another writer (another replica) made the same identity meanwhile, the RD with
-        the smallest name wins and the others remove themselves, so exactly one survives."""
+        the smallest name wins and the others remove themselves, so exactly one survives. Call it inside
+        `undo_on_error`: a create that cannot be settled is removed too."""
         found = await self.resolver.find_in_linstor(record.key)
         rivals = sorted(r.rd_name.upper() for r in found if r.rd_name != record.rd_name)
         if rivals and rivals[0] < record.rd_name.upper():
-            await self.discard(record.rd_name)
             raise Conflict(
                 "volume_exists", f"Volume {record.key.name!r} was created concurrently by another writer"
             )
-        await self.resolver.written(record)
 
     def undo_on_error(self, rd: str) -> _Undo:
         """Remove `rd` if the block raises: a failed create or copy leaves nothing behind."""

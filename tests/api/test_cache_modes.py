@@ -13,7 +13,7 @@ import pytest
 from app.linstor import LinstorClient
 from app.linstor.config import ConnectionConfig
 from app.main import create_app
-from tests.api.conftest import POOL, service_settings
+from tests.api.conftest import POOL, Service, service_settings
 from tests.api.test_volumes import assert_problem, create
 from tests.conftest import Emulator
 from tests.support.server import serve
@@ -168,3 +168,31 @@ async def test_trust_mode_changes_act_on_what_linstor_holds_now(
         again = await create(api, name="c1", type="container")  # the name is free in LINSTOR
         assert again["linstor_name"] != vol["linstor_name"]
         assert (await api.get(f"/v1/pools/{POOL}/volumes/container/c1")).json() == again
+
+
+async def test_a_failing_cache_never_fails_what_linstor_can_answer(
+    api: httpx.AsyncClient, service_server: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = service_server.app.state.services.cache
+
+    async def broken(*_args: object, **_kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(cache, "put", broken)
+    monkeypatch.setattr(cache, "delete", broken)
+    vol = await create(api, name="c1", type="container")
+    renamed = await api.patch(f"/v1/pools/{POOL}/volumes/container/c1", json={"name": "c2"})
+    assert renamed.status_code == 200
+    for read in ("by_key", "by_rd", "by_snapshot", "list"):
+        monkeypatch.setattr(cache, read, broken)
+    # reads fall back to LINSTOR, as without a cache
+    got = await api.get(f"/v1/pools/{POOL}/volumes/container/c2")
+    assert got.status_code == 200
+    assert got.headers["cache-status"] == "linstor-names; fwd=miss"
+    assert (await api.get(f"/v1/resolve/{vol['linstor_name']}")).status_code == 200
+    listed = await api.get(f"/v1/pools/{POOL}/volumes")
+    assert listed.status_code == 200, listed.text
+    assert [v["name"] for v in listed.json()["volumes"]] == ["c2"]
+    monkeypatch.undo()
+    found = await api.get(f"/v1/pools/{POOL}/volumes/container/c2")  # verify mode repairs on the next lookup
+    assert found.json()["linstor_name"] == vol["linstor_name"]
