@@ -111,6 +111,7 @@ class Resolver:
         if self.cache is None:
             return await self.find_in_linstor(key), BYPASS
         cached = await self._read(self.cache.by_key(key), ())
+        stale = [c.record for c in cached]
         if len(cached) == 1:
             hit = cached[0]
             if self.mode is CacheMode.TRUST and not confirm:
@@ -120,14 +121,15 @@ class Resolver:
             if confirmed is not None and self._matches(confirmed, key):
                 self.counters.hits += 1
                 return [confirmed], CacheInfo("hit")
+            if confirmed is not None:
+                stale = []  # the RD lives on under another identity: _confirm rewrote its entry already
         self.counters.misses += 1
         records = await self.find_in_linstor(key)
-        await self._repair([c.record for c in cached], records)
+        await self._repair(stale, records)
         return records, MISS
 
     async def _repair(self, cached: Sequence[VolumeRecord], fresh: Sequence[VolumeRecord]) -> None:
         """Make the cache agree with what LINSTOR just said, writing only what differs."""
-        assert self.cache is not None
         fresh_names = {r.rd_name for r in fresh}
         for old in cached:
             if old.rd_name not in fresh_names:
