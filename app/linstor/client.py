@@ -9,12 +9,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from app.linstor.errors import (
     INFO_NO_RSC_SPAWNED,
     LinstorError,
     LinstorNotFound,
+    LinstorProtocolError,
     error_for,
     rc_code,
     rc_is_info,
@@ -52,7 +53,7 @@ class LinstorClient(Transport):
 
     async def controller_version(self) -> ControllerVersion:
         """GET /v1/controller/version."""
-        return await self._get(_version, "/v1/controller/version")
+        return await self._get(ControllerVersion, "/v1/controller/version")
 
     # ---- resource groups -------------------------------------------------------------------------------
 
@@ -61,11 +62,11 @@ class LinstorClient(Transport):
     ) -> list[ResourceGroup]:
         """GET /v1/resource-groups."""
         params = [("resource_groups", n) for n in names or ()] + _props_params(props)
-        return await self._get(_rg_list, "/v1/resource-groups", params=params)
+        return await self._list(_rg_list, "/v1/resource-groups", params=params)
 
     async def get_resource_group(self, name: str) -> ResourceGroup:
         """GET /v1/resource-groups/{rg}."""
-        return await self._get(_rg, f"/v1/resource-groups/{_seg(name)}")
+        return await self._get(ResourceGroup, f"/v1/resource-groups/{_seg(name)}")
 
     async def create_resource_group(self, group: ResourceGroupCreate) -> list[ApiCallRc]:
         """POST /v1/resource-groups (the controller ignores props on create)."""
@@ -132,11 +133,11 @@ class LinstorClient(Transport):
             params.append(("with_volume_definitions", "true"))
         if limit:
             params += [("offset", offset), ("limit", limit)]
-        return await self._get(_rd_list, "/v1/resource-definitions", params=params)
+        return await self._list(_rd_list, "/v1/resource-definitions", params=params)
 
     async def get_resource_definition(self, name: str) -> ResourceDefinition:
         """GET /v1/resource-definitions/{rd} (never includes volume definitions)."""
-        return await self._get(_rd, f"/v1/resource-definitions/{_seg(name)}")
+        return await self._get(ResourceDefinition, f"/v1/resource-definitions/{_seg(name)}")
 
     async def create_resource_definition(
         self, name: str, *, resource_group: str | None = None, props: Mapping[str, str] | None = None
@@ -176,22 +177,25 @@ class LinstorClient(Transport):
     async def clone(self, source: str, request: CloneRequest) -> CloneStarted:
         """POST /v1/resource-definitions/{rd}/clone; answers CloneStarted (201) or raises."""
         path = f"/v1/resource-definitions/{_seg(source)}/clone"
-        response = await self._request("POST", path, body=request.model_dump(exclude_none=True))
-        started = await self._parse("POST", path, response, _clone_started)
-        err = error_for(started.messages, status=response.status_code)
+        data = await self._request("POST", path, body=request.model_dump(exclude_none=True))
+        try:
+            started = CloneStarted.model_validate(data)
+        except ValidationError as exc:
+            raise LinstorProtocolError(f"POST {path}: unexpected answer: {exc}") from exc
+        err = error_for(started.messages, status=201)
         if err is not None:
             raise err
         return started
 
     async def clone_status(self, source: str, clone: str) -> CloneStatus:
         """GET /v1/resource-definitions/{src}/clone/{clone}."""
-        return await self._get(_clone_status, f"/v1/resource-definitions/{_seg(source)}/clone/{_seg(clone)}")
+        return await self._get(CloneStatus, f"/v1/resource-definitions/{_seg(source)}/clone/{_seg(clone)}")
 
     # ---- volume definitions and resources --------------------------------------------------------------
 
     async def list_volume_definitions(self, rd: str) -> list[VolumeDefinition]:
         """GET /v1/resource-definitions/{rd}/volume-definitions."""
-        return await self._get(_vd_list, f"/v1/resource-definitions/{_seg(rd)}/volume-definitions")
+        return await self._list(_vd_list, f"/v1/resource-definitions/{_seg(rd)}/volume-definitions")
 
     async def create_volume_definition(
         self, rd: str, size_kib: int, *, volume_number: int | None = None
@@ -205,7 +209,7 @@ class LinstorClient(Transport):
 
     async def list_resources(self, rd: str) -> list[Resource]:
         """GET /v1/resource-definitions/{rd}/resources."""
-        return await self._get(_rsc_list, f"/v1/resource-definitions/{_seg(rd)}/resources")
+        return await self._list(_rsc_list, f"/v1/resource-definitions/{_seg(rd)}/resources")
 
     async def autoplace(self, rd: str, select_filter: AutoSelectFilter | None = None) -> list[ApiCallRc]:
         """POST /v1/resource-definitions/{rd}/autoplace; an empty filter lets the RG decide."""
@@ -225,11 +229,11 @@ class LinstorClient(Transport):
 
     async def list_snapshots(self, rd: str) -> list[Snapshot]:
         """GET /v1/resource-definitions/{rd}/snapshots."""
-        return await self._get(_snap_list, f"/v1/resource-definitions/{_seg(rd)}/snapshots")
+        return await self._list(_snap_list, f"/v1/resource-definitions/{_seg(rd)}/snapshots")
 
     async def get_snapshot(self, rd: str, name: str) -> Snapshot:
         """GET /v1/resource-definitions/{rd}/snapshots/{snap}."""
-        return await self._get(_snap, f"/v1/resource-definitions/{_seg(rd)}/snapshots/{_seg(name)}")
+        return await self._get(Snapshot, f"/v1/resource-definitions/{_seg(rd)}/snapshots/{_seg(name)}")
 
     async def view_snapshots(
         self, *, resources: Iterable[str] | None = None, nodes: Iterable[str] | None = None
@@ -237,7 +241,7 @@ class LinstorClient(Transport):
         """GET /v1/view/snapshots: snapshots of every RD (no props filter exists here)."""
         params: list[tuple[str, str | int]] = [("resources", r) for r in resources or ()]
         params += [("nodes", n) for n in nodes or ()]
-        return await self._get(_snap_list, "/v1/view/snapshots", params=params)
+        return await self._list(_snap_list, "/v1/view/snapshots", params=params)
 
     async def delete_snapshot(self, rd: str, name: str) -> bool:
         """DELETE /v1/resource-definitions/{rd}/snapshots/{snap}; False when it was already gone."""
@@ -275,12 +279,6 @@ def _has_not_found_warning(rcs: Iterable[ApiCallRc]) -> bool:
     return any(rc_is_warning(rc.ret_code) and rc_code(rc.ret_code) == 3000 for rc in rcs)
 
 
-_version = TypeAdapter(ControllerVersion)
-_rg = TypeAdapter(ResourceGroup)
-_rd = TypeAdapter(ResourceDefinition)
-_snap = TypeAdapter(Snapshot)
-_clone_status = TypeAdapter(CloneStatus)
-_clone_started = TypeAdapter(CloneStarted)
 _rg_list = TypeAdapter(list[ResourceGroup])
 _rd_list = TypeAdapter(list[ResourceDefinition])
 _vd_list = TypeAdapter(list[VolumeDefinition])
