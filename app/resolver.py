@@ -234,10 +234,28 @@ class Resolver:
         await self._repair([hit.record] if hit is not None else [], [record] if record is not None else [])
         return record, MISS
 
-    async def by_snapshot_name(self, snapshot: str) -> tuple[tuple[VolumeRecord, str] | None, CacheInfo]:
-        """(volume, Incus snapshot name) for a LINSTOR snapshot name."""
+    async def resolve(self, name: str) -> tuple[VolumeRecord, str | None, CacheInfo] | None:
+        """What a LINSTOR name stands for: a volume's RD (snapshot None), or one of its snapshots.
+
+        A name the cache knows as a snapshot goes straight to the snapshot path, so resolving a snapshot
+        costs no resource-definition read of LINSTOR first.
+        """
+        snap_hit = await self._read(self.cache.by_snapshot(name), None) if self.cache is not None else None
+        if snap_hit is None:
+            record, info = await self.by_rd_name(name)
+            if record is not None:
+                return record, None, info
+        found, info = await self.by_snapshot_name(name, cached=snap_hit if self.cache is not None else False)
+        return (found[0], found[1], info) if found is not None else None
+
+    async def by_snapshot_name(
+        self, snapshot: str, *, cached: tuple[Cached, str] | bool | None = False
+    ) -> tuple[tuple[VolumeRecord, str] | None, CacheInfo]:
+        """(volume, Incus snapshot name) for a LINSTOR snapshot name; `cached`: the cache's row if already
+        read (None: read, and absent), False: not read yet."""
         if self.cache is not None:
-            hit = await self._read(self.cache.by_snapshot(snapshot), None)
+            hit = await self._read(self.cache.by_snapshot(snapshot), None) if cached is False else cached
+            assert not isinstance(hit, bool)
             if hit is not None:
                 row, incus_name = hit
                 if self.mode is CacheMode.TRUST:

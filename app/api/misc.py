@@ -24,19 +24,17 @@ async def resolve(linstor_name: str, svc: ServicesDep, response: Response) -> Re
     """Reverse lookup: the volume (and snapshot) behind a LINSTOR resource definition or snapshot name."""
     if not LINSTOR_NAME_RE.fullmatch(linstor_name):
         raise InvalidInput("invalid_name", f"{linstor_name!r} is not a valid LINSTOR name")
-    record, info = await svc.resolver.by_rd_name(linstor_name)
-    if record is not None:
-        cache_headers(response, info)
-        return Resolution(linstor_name=record.rd_name, kind="resource-definition", volume=Volume.of(record))
-    found, info = await svc.resolver.by_snapshot_name(linstor_name)
-    if found is None:
+    resolved = await svc.resolver.resolve(linstor_name)
+    if resolved is None:
         raise NotFound(
             "linstor_name_not_found", f"No volume or snapshot of this service is named {linstor_name!r}"
         )
-    parent, snapshot = found
+    record, snapshot, info = resolved
     cache_headers(response, info)
+    if snapshot is None:
+        return Resolution(linstor_name=record.rd_name, kind="resource-definition", volume=Volume.of(record))
     return Resolution(
-        linstor_name=parent.snapshots[snapshot], kind="snapshot", volume=Volume.of(parent), snapshot=snapshot
+        linstor_name=record.snapshots[snapshot], kind="snapshot", volume=Volume.of(record), snapshot=snapshot
     )
 
 

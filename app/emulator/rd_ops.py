@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from app.emulator import rc
 from app.emulator.model import ResourceDefinition, VolumeDefinition, rd_json, vd_json
@@ -10,6 +10,9 @@ from app.emulator.names import PropError, apply_props, check_props, name_problem
 from app.emulator.store import DEFAULT_RG, EmulatorState, new_uuid
 
 Reply = tuple[int, Any]
+
+
+T = TypeVar("T")
 
 
 def rd_ctx(op: int, name: str) -> rc.Ctx:
@@ -31,6 +34,11 @@ def check_rd_name(name: str, context: rc.Ctx | None = None) -> None:
 def prop_error(context: rc.Ctx, exc: PropError) -> rc.ApiError:
     """FAIL_INVLD_PROP in the given context (CtrlPropsHelper, §4.2)."""
     return context.err(rc.FAIL_INVLD_PROP, exc.message, cause=exc.cause, details=exc.details)
+
+
+def checked_props(context: rc.Ctx, props: dict[str, str]) -> dict[str, str]:
+    """The props of a create body, validated and sanitized (FAIL_INVLD_PROP in `context`, §4.2)."""
+    return checked_modify(context, {"override_props": props})[0]
 
 
 def checked_modify(context: rc.Ctx, body: dict[str, Any]) -> tuple[dict[str, str], list[str], list[str]]:
@@ -75,7 +83,6 @@ def list_rds(state: EmulatorState, query: list[tuple[str, str]], *, one: str | N
         check_rd_name(name)
     filters = parse_filters([v for k, v in query if k == "props"]) if one is None else []
     with_vds = one is None and _flag(query, "with_volume_definitions")
-    offset, limit = _paging(query)
     wanted = {n.upper() for n in names}
     with state.lock:
         rds = state.rds
@@ -85,8 +92,7 @@ def list_rds(state: EmulatorState, query: list[tuple[str, str]], *, one: str | N
             hits = [rd for key in keys if props_match((rd := rds[key]).props, filters)]
         else:
             hits = [rds[key] for key in keys]
-        if limit > 0:
-            hits = hits[offset : offset + limit]
+        hits = page(hits, query)
         out = [rd_json(rd, with_vds) for rd in hits]
     if one is not None:
         if not out:
@@ -131,10 +137,7 @@ def make_rd(
             cause="The ResourceDefinition already exists",
             report=False,
         )
-    try:
-        clean, _, _ = check_props(props)
-    except PropError as exc:
-        raise prop_error(context, exc) from None
+    clean = checked_props(context, props)
     rd = ResourceDefinition(
         name=name, uuid=new_uuid(), rg=rg.name, port=state.alloc_port(), props=clean, external_name=external
     )
@@ -280,10 +283,7 @@ def add_vd(
             f"A volume definition with the number {nr} already exists in resource definition '{rd.name}'.",
             report=False,
         )
-    try:
-        clean, _, _ = check_props(props)
-    except PropError as exc:
-        raise prop_error(context, exc) from None
+    clean = checked_props(context, props)
     vd = VolumeDefinition(
         number=nr, size_kib=size_kib, uuid=new_uuid(), minor=state.alloc_minor(), props=clean
     )
@@ -355,14 +355,12 @@ def _int_or(text: str, default: int) -> int:
         return default
 
 
-def _paging(query: list[tuple[str, str]]) -> tuple[int, int]:
+def page(items: list[T], query: list[tuple[str, str]]) -> list[T]:
+    """`skip(offset).limit(limit)` when limit > 0, else everything (offset alone is ignored, §5.2)."""
     values = dict(query)
-    return max(_int_or(values.get("offset", "0"), 0), 0), _int_or(values.get("limit", "0"), 0)
-
-
-def paging(query: list[tuple[str, str]]) -> tuple[int, int]:
-    """offset/limit query ints (default 0); only effective with limit > 0 (§5.2)."""
-    return _paging(query)
+    offset = max(_int_or(values.get("offset", "0"), 0), 0)
+    limit = _int_or(values.get("limit", "0"), 0)
+    return items[offset : offset + limit] if limit > 0 else items
 
 
 def _name_from_external(state: EmulatorState, external: str) -> str:

@@ -7,8 +7,8 @@ from typing import Any
 
 from app.emulator import rc
 from app.emulator.model import DISKLESS_POOL, Resource, ResourceDefinition, ResourceGroup, rg_json
-from app.emulator.names import PropError, apply_props, check_props, name_problem, parse_filters, props_match
-from app.emulator.rd_ops import Reply, add_vd, checked_modify, get_rd_ctx, make_rd, paging, prop_error
+from app.emulator.names import apply_props, name_problem, parse_filters, props_match
+from app.emulator.rd_ops import Reply, add_vd, checked_modify, checked_props, get_rd_ctx, make_rd, page
 from app.emulator.store import DEFAULT_RG, EmulatorState, new_uuid
 
 # linstor-server: when neither the request nor the RG says how many replicas, autoplace asks for 2
@@ -38,15 +38,14 @@ def list_rgs(state: EmulatorState, query: list[tuple[str, str]], *, one: str | N
         check_rg_name(name)
     wanted = {n.upper() for n in names}
     filters = parse_filters([v for k, v in query if k == "props"])
-    offset, limit = paging(query)
     with state.lock:
         hits = [
             state.rgs[key]
             for key in sorted(state.rgs)
             if (not wanted or key in wanted) and props_match(state.rgs[key].props, filters)
         ]
-        if limit > 0 and one is None:
-            hits = hits[offset : offset + limit]
+        if one is None:
+            hits = page(hits, query)
         out = [rg_json(rg) for rg in hits]
     if one is not None:
         if not out:
@@ -317,10 +316,7 @@ def create_resources(state: EmulatorState, rd_name: str, body: list[dict[str, An
             for item in body:
                 spec = item.get("resource") or {}
                 props = spec.get("props") or {}
-                try:
-                    check_props(props)
-                except PropError as exc:
-                    raise prop_error(context, exc) from None
+                checked_props(context, props)
                 entries += add_resource(
                     state, rd, spec.get("node_name") or "", None, spec.get("flags") or [], props
                 )

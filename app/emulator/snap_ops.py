@@ -7,16 +7,16 @@ from typing import Any
 
 from app.emulator import rc
 from app.emulator.model import ResourceDefinition, SnapshotDefinition, snapshot_json
-from app.emulator.names import PropError, apply_props, check_props, name_problem
+from app.emulator.names import apply_props, name_problem
 from app.emulator.rd_ops import (
     Reply,
     add_vd,
     check_rd_name,
     checked_modify,
+    checked_props,
     get_rd_ctx,
     get_rd_raw,
-    paging,
-    prop_error,
+    page,
     vd_ctx,
 )
 from app.emulator.rg_ops import add_resource
@@ -72,10 +72,7 @@ def make_snapshot(
             f"'{rd.name}'.",
             report=False,
         )
-    try:
-        clean, _, _ = check_props(props)
-    except PropError as exc:
-        raise prop_error(context, exc) from None
+    clean = checked_props(context, props)
     diskful = [r for r in rd.resources.values() if not r.diskless]
     online = [r for r in diskful if state.nodes[r.node.upper()].online]
     if not online:
@@ -160,12 +157,10 @@ def list_snapshots(
     state: EmulatorState, rd_name: str, query: list[tuple[str, str]], snap: str | None = None
 ) -> Reply:
     """GET …/snapshots[/{snap}]; for one snapshot offset/limit apply before the name match (§2.7 quirk)."""
-    offset, limit = paging(query)
     with state.lock:
         rd = get_rd_raw(state, rd_name)
         snaps = [rd.snapshots[k] for k in sorted(rd.snapshots)]
-        if limit > 0:
-            snaps = snaps[offset : offset + limit]
+        snaps = page(snaps, query)
         if snap is not None:
             hit = [s for s in snaps if s.name.upper() == snap.upper()]
             if not hit:
@@ -181,7 +176,6 @@ def view_snapshots(state: EmulatorState, query: list[tuple[str, str]]) -> Reply:
         check_rd_name(name)
     wanted = {n.upper() for n in rds}
     nodes = {v.upper() for k, v in query if k == "nodes"}
-    offset, limit = paging(query)
     out: list[dict[str, Any]] = []
     with state.lock:
         for rd in state.iter_rds():
@@ -192,8 +186,7 @@ def view_snapshots(state: EmulatorState, query: list[tuple[str, str]]) -> Reply:
                 if nodes and not any(n.upper() in nodes for n in snap.nodes):
                     continue
                 out.append(snapshot_json(rd.name, snap))
-    if limit > 0:
-        out = out[offset : offset + limit]
+    out = page(out, query)
     return 200, out
 
 

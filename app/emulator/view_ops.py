@@ -21,7 +21,7 @@ from app.emulator.rd_ops import (
     checked_modify,
     get_rd_raw,
     make_rd,
-    paging,
+    page,
     prop_error,
     rd_ctx,
 )
@@ -35,15 +35,13 @@ def list_nodes(state: EmulatorState, query: list[tuple[str, str]], *, one: str |
     """GET /v1/nodes[/{node}]: minimal Node objects, `nodes` and `props` filters."""
     names = {v.upper() for k, v in query if k == "nodes"} if one is None else {one.upper()}
     filters = parse_filters([v for k, v in query if k == "props"])
-    offset, limit = paging(query)
     with state.lock:
         hits = [
             state.nodes[key]
             for key in sorted(state.nodes)
             if (not names or key in names) and props_match(state.nodes[key].props, filters)
         ]
-        if limit > 0:
-            hits = hits[offset : offset + limit]
+        hits = page(hits, query)
         out = [node_json(n, list(state.pools.get(n.name.upper(), {}).values())) for n in hits]
     if one is not None:
         if not out:
@@ -60,7 +58,6 @@ def list_pools(state: EmulatorState, query: list[tuple[str, str]], node: str | N
             raise rc.raw_error(rc.FAIL_NOT_FOUND_NODE, f"Node '{node}' not found.")
         nodes = {node.upper()}
     pool_names = {v.upper() for k, v in query if k == "storage_pools"}
-    offset, limit = paging(query)
     with state.lock:
         out = [
             pool_json(pool, state.nodes[key].name)
@@ -69,8 +66,7 @@ def list_pools(state: EmulatorState, query: list[tuple[str, str]], node: str | N
             for pkey, pool in sorted(state.pools[key].items())
             if not pool_names or pkey in pool_names
         ]
-    if limit > 0:
-        out = out[offset : offset + limit]
+    out = page(out, query)
     return 200, out
 
 
@@ -78,7 +74,6 @@ def list_resources(
     state: EmulatorState, rd_name: str, query: list[tuple[str, str]], node: str | None = None
 ) -> Reply:
     """GET …/{rd}/resources[/{node}]."""
-    offset, limit = paging(query)
     with state.lock:
         rd = get_rd_raw(state, rd_name)
         if node is not None:
@@ -87,8 +82,7 @@ def list_resources(
                 raise rc.raw_error(rc.FAIL_NOT_FOUND_RSC, f"Resource '{rd_name}' on '{node}' not found.")
             return 200, resource_json(rd, rsc)
         out = [resource_json(rd, rd.resources[k]) for k in sorted(rd.resources)]
-    if limit > 0:
-        out = out[offset : offset + limit]
+    out = page(out, query)
     return 200, out
 
 
@@ -98,7 +92,6 @@ def view_resources(state: EmulatorState, query: list[tuple[str, str]]) -> Reply:
     rds = {v.upper() for k, v in query if k == "resources"}
     pools = {v.upper() for k, v in query if k == "storage_pools"}
     filters = parse_filters([v for k, v in query if k == "props"])
-    offset, limit = paging(query)
     out: list[dict[str, Any]] = []
     with state.lock:
         for rd in state.iter_rds():
@@ -112,8 +105,7 @@ def view_resources(state: EmulatorState, query: list[tuple[str, str]]) -> Reply:
                     continue
                 vols = [volume_json(rd, rsc, rd.vds[nr]) for nr in sorted(rd.vds)]
                 out.append(resource_json(rd, rsc, volumes=vols))
-    if limit > 0:
-        out = out[offset : offset + limit]
+    out = page(out, query)
     return 200, out
 
 

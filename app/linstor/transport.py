@@ -39,6 +39,7 @@ OFFLOAD_BYTES = 256 * 1024
 OFFLOAD_ITEMS = 500
 
 _rc_list = TypeAdapter(list[ApiCallRc])
+# query parameters as (name, value) pairs: LINSTOR repeats `props`, `resource_definitions`, ...
 Params = Sequence[tuple[str, str | int]] | None
 
 
@@ -102,9 +103,7 @@ class Transport:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def _send_once(
-        self, method: str, path: str, params: Sequence[tuple[str, str | int]] | None, body: Any
-    ) -> httpx.Response:
+    async def _send_once(self, method: str, path: str, params: Params, body: Any) -> httpx.Response:
         """Send to the first controller that accepts a connection; move it to the front."""
         content = orjson.dumps(body) if body is not None else None
         headers = {"Content-Type": "application/json"} if content is not None else None
@@ -139,7 +138,7 @@ class Transport:
         method: str,
         path: str,
         *,
-        params: Sequence[tuple[str, str | int]] | None = None,
+        params: Params = None,
         body: Any = None,
     ) -> Any:
         """One API call: the decoded JSON answer, or a typed LinstorError."""
@@ -210,7 +209,7 @@ class Transport:
         method: str,
         path: str,
         *,
-        params: Sequence[tuple[str, str | int]] | None = None,
+        params: Params = None,
         body: Any = None,
     ) -> list[ApiCallRc]:
         """A mutating call that answers with an ApiCallRc list; raises on any error entry."""
@@ -221,9 +220,7 @@ class Transport:
             raise err
         return rcs
 
-    async def _get(
-        self, model: type[M], path: str, *, params: Sequence[tuple[str, str | int]] | None = None
-    ) -> M:
+    async def _get(self, model: type[M], path: str, *, params: Params = None) -> M:
         data = await self._request("GET", path, params=params)
         try:
             return model.model_validate(data)
@@ -235,7 +232,7 @@ class Transport:
         adapter: TypeAdapter[list[M]],
         path: str,
         *,
-        params: Sequence[tuple[str, str | int]] | None = None,
+        params: Params = None,
     ) -> list[M]:
         data = await self._request("GET", path, params=params)
         if isinstance(data, list) and len(data) > OFFLOAD_ITEMS:

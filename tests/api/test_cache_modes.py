@@ -198,3 +198,20 @@ async def test_a_failing_cache_never_fails_what_linstor_can_answer(
     monkeypatch.undo()
     found = await api.get(f"/v1/pools/{POOL}/volumes/container/c2")  # verify mode repairs on the next lookup
     assert found.json()["linstor_name"] == vol["linstor_name"]
+
+
+async def test_trusted_snapshot_resolution_asks_linstor_nothing(
+    service: ServiceFactory, emulator: Emulator
+) -> None:
+    async with service(cache_mode="trust") as api:
+        await create(api, name="c1", type="container")
+        snap = (
+            await api.post(f"/v1/pools/{POOL}/volumes/container/c1/snapshots", json={"name": "s0"})
+        ).json()
+        emulator.state.add_fault(action="error", method="GET", path=r"^/v1/")
+        try:
+            resolved = await api.get(f"/v1/resolve/{snap['linstor_name']}")
+        finally:
+            emulator.state.clear_faults()
+        assert resolved.status_code == 200, resolved.text
+        assert resolved.json()["snapshot"] == "s0"
