@@ -205,16 +205,29 @@ class Codec:
     def volume_props(
         self, key: VolumeKey, content_type: ContentType, description: str | None = None
     ) -> dict[str, str]:
-        """The properties written on a volume's resource definition: Incus's, plus the project."""
+        """The properties written on a new volume's resource definition: Incus's, plus the project."""
+        return {
+            **self.identity_props(key, content_type, description),
+            # setResourceDefinitionProperties and setResourceDefinitionExactSize (§2.2): Incus needs both
+            # on every RD it uses (live migration; exact sizes)
+            "DrbdOptions/Net/allow-two-primaries": "yes",
+            "DrbdOptions/ExactSize": "true",
+        }
+
+    def identity_props(
+        self, key: VolumeKey, content_type: ContentType, description: str | None = None
+    ) -> dict[str, str]:
+        """Only the Aux identity of a volume: what may be rewritten on an RD whose resources are deployed.
+
+        A real controller refuses `DrbdOptions/ExactSize=true` while resources are deployed
+        (service-traffic.jsonl #156), so a restored RD keeps the DRBD options it inherited from the
+        snapshot and gets only its identity rewritten.
+        """
         props = {
             self.keys.name: self.aux_name(key),
             self.keys.type: key.type.linstor,
             self.keys.content_type: content_type.value,
             self.keys.project: key.project,
-            # setResourceDefinitionProperties and setResourceDefinitionExactSize (§2.2): Incus needs both
-            # on every RD it uses (live migration; exact sizes)
-            "DrbdOptions/Net/allow-two-primaries": "yes",
-            "DrbdOptions/ExactSize": "true",
         }
         if description:
             props[self.keys.description] = description

@@ -215,7 +215,7 @@ class SnapshotService:
             await self._ensure_staging_group()
             rd = random_linstor_name(self.settings.volume_prefix)
             staging = self.settings.staging_resource_group
-            identity = self.volumes.codec.volume_props(key, content, spec.description)
+            identity = self.volumes.codec.identity_props(key, content, spec.description)
             sizes = tuple(
                 vd.size_kib for vd in sorted(snap.volume_definitions, key=lambda v: v.volume_number)
             )

@@ -190,10 +190,12 @@ class VolumeService:
             content = copy_content(spec, src.content_type)
             await self.require_free(key)
             rd = random_linstor_name(self.settings.volume_prefix)
-            props = self.codec.volume_props(key, content, spec.description)
-            # The clone copies every source prop; the new identity replaces it in the clone's own
-            # transaction and the source's snapshot mappings are dropped, so no moment exists in which two
-            # RDs carry one identity (lxc/incus#2314; linstor-rest-api.md §2.8).
+            # The clone copies every source prop (DRBD options included); the new identity replaces it in
+            # the clone's own transaction and the source's snapshot mappings are dropped, so no moment exists
+            # in which two RDs carry one identity (lxc/incus#2314; linstor-rest-api.md §2.8). Only the Aux
+            # identity goes in the request: linstor-server refuses a clone whose override_props set
+            # DrbdOptions/ExactSize=true (CtrlRscDfnApiCallHandler's clone "ExactSize check").
+            props = self.codec.identity_props(key, content, spec.description)
             request = CloneRequest(
                 name=rd,
                 resource_group=group.name,
