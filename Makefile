@@ -9,7 +9,7 @@ PORT ?= 8000
 $(BIN)/linstor-names: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,emulator]'
 	@touch $@
 
 venv: $(BIN)/linstor-names

@@ -15,7 +15,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from app.emulator import rc, schemas
+from app.emulator import attach_ops as attach
+from app.emulator import jackson, rc, schemas
+from app.emulator import node_ops as node
+from app.emulator import pool_ops as pool
 from app.emulator import rd_ops as rd
 from app.emulator import rg_ops as rg
 from app.emulator import snap_ops as snap
@@ -86,9 +89,23 @@ ROUTES: list[RouteDef] = [
         "DELETE", "/v1/controller/properties/{key}", lambda c: view.delete_ctrl_prop(c.state, c.params["key"])
     ),
     _r("GET", "/v1/nodes", lambda c: view.list_nodes(c.state, c.query)),
+    _r("POST", "/v1/nodes", lambda c: node.create_node(c.state, c.body), schemas.NODE_CREATE),
     _r("GET", "/v1/nodes/{node}", lambda c: view.list_nodes(c.state, c.query, one=c.params["node"])),
+    _r("DELETE", "/v1/nodes/{node}", lambda c: node.delete_node(c.state, c.params["node"])),
+    _r("DELETE", "/v1/nodes/{node}/lost", lambda c: node.lost_node(c.state, c.params["node"])),
     _r(
         "GET", "/v1/nodes/{node}/storage-pools", lambda c: view.list_pools(c.state, c.query, c.params["node"])
+    ),
+    _r(
+        "POST",
+        "/v1/nodes/{node}/storage-pools",
+        lambda c: pool.create_pool(c.state, c.params["node"], c.body),
+        schemas.STORAGE_POOL,
+    ),
+    _r(
+        "DELETE",
+        "/v1/nodes/{node}/storage-pools/{storagepool}",
+        lambda c: pool.delete_pool(c.state, c.params["node"], c.params["storagepool"]),
     ),
     _r("GET", "/v1/view/storage-pools", lambda c: view.list_pools(c.state, c.query)),
     _r("GET", "/v1/view/resources", lambda c: view.view_resources(c.state, c.query)),
@@ -149,6 +166,22 @@ ROUTES: list[RouteDef] = [
         "GET",
         _RD + "/resources/{node}",
         lambda c: view.list_resources(c.state, c.params["resource"], c.query, c.params["node"]),
+    ),
+    _r(
+        "DELETE",
+        _RD + "/resources/{node}",
+        lambda c: attach.delete_resource(c.state, c.params["resource"], c.params["node"]),
+    ),
+    _r(
+        "POST",
+        _RD + "/resources/{node}/make-available",
+        lambda c: attach.make_available(c.state, c.params["resource"], c.params["node"], c.body),
+        schemas.MAKE_AVAILABLE,
+    ),
+    _r(
+        "GET",
+        _RD + "/resources/{node}/volumes",
+        lambda c: attach.list_volumes(c.state, c.params["resource"], c.params["node"], c.query),
     ),
     _r(
         "POST",
@@ -221,17 +254,30 @@ def _rc_error(status: int, code: int, message: str, details: str | None = None) 
     return _json(status, [rc.entry(code, message, details=details)])
 
 
+# the recorded 500s of these endpoints carry no error report (controller-api.jsonl #157, #192, #200); every
+# other recorded parse error has one (#22, #23, #36, #78, #79, #141, #142)
+_PARSE_UNREPORTED = {_RD + "/volume-definitions", _RG + "/spawn", _RD + "/snapshots"}
+# HashSet(Collection) on a `null` list, the controller's NullPointerException text (#143)
+_NULL_LIST_NPE = 'Cannot invoke "java.util.Collection.size()" because "c" is null'
+
+
 def _parse(route: RouteDef, raw: bytes) -> tuple[Any, str | None]:
-    """The body, or the Jackson-like problem text."""
-    if not raw.strip():
-        if route.template in _OPTIONAL_BODY:
-            return {}, None
-        return None, "No content to map due to end-of-input"
+    """The body, or the text of the exception Jackson would throw reading it into the route's DTO."""
+    assert route.schema is not None
+    if route.template in _OPTIONAL_BODY and not raw.strip():
+        return {}, None
     try:
         body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        return None, f"Unexpected character: {exc}"
-    assert route.schema is not None
+        problem = schemas.schema_problem(body, route.schema)
+    except orjson.JSONDecodeError:
+        problem = "syntax"
+    if problem is None:
+        return body, None
+    # the slow path reads token by token like Jackson: which problem comes first, and where
+    try:
+        body = jackson.read(raw.decode("utf-8", "replace"), route.schema)
+    except jackson.JsonProblem as exc:
+        return None, exc.details
     return body, schemas.schema_problem(body, route.schema)
 
 
@@ -247,13 +293,14 @@ def create_dispatch(state: EmulatorState) -> Callable[[Request], Any]:
             return Response(b"", status_code=200, media_type="application/json")
         matched = [(route, m) for route in ROUTES if (m := route.regex.match(path))]
         if not matched:
-            return _rc_error(404, rc.FAIL_UNKNOWN_ERROR, f"Path '{path}' not found on server.")
+            # Jersey's NotFoundException message becomes `details` (controller-api.jsonl #3)
+            message = f"Path '{path}' not found on server."
+            return _rc_error(404, rc.FAIL_UNKNOWN_ERROR, message, "HTTP 404 Not Found")
         method = "GET" if request.method == "HEAD" else request.method
         chosen = next(((r, m) for r, m in matched if r.method == method), None)
         if chosen is None:
-            return _rc_error(
-                405, rc.FAIL_UNKNOWN_ERROR, f"Method '{request.method}' not allowed on path '{path}'."
-            )
+            message = f"Method '{request.method}' not allowed on path '{path}'."
+            return _rc_error(405, rc.FAIL_UNKNOWN_ERROR, message, "HTTP 405 Method Not Allowed")  # #4
         route, match = chosen
         request.scope["emulator.route"] = route.template
         body: Any = None
@@ -265,12 +312,24 @@ def create_dispatch(state: EmulatorState) -> Callable[[Request], Any]:
                 # §3.5: 400 on doInScope endpoints, 500 elsewhere; the clone (HANG) answers 500 here (see
                 # `clone_parse_error_hangs` for the upstream never-answering behaviour)
                 status = 400 if route.parse_status == 400 else 500
-                return _rc_error(status, rc.API_CALL_PARSE_ERROR, "Unable to parse input json.", problem)
+                failure = rc.entry(
+                    rc.API_CALL_PARSE_ERROR,
+                    "Unable to parse input json.",
+                    details=problem,
+                    error_report=route.template not in _PARSE_UNREPORTED,
+                )
+                return _json(status, [failure])
             if isinstance(body, dict) and any(
                 body.get(k, 0) is None for k in ("delete_props", "delete_namespaces")
             ):
-                if route.template == _RD:  # §1.3: `null` lists NPE in PUT RD
-                    return _rc_error(500, rc.FAIL_UNKNOWN_ERROR, "An unknown error occurred.")
+                if route.template == _RD:  # §1.3: `null` lists NPE in PUT RD (#143)
+                    npe = rc.entry(
+                        rc.FAIL_UNKNOWN_ERROR,
+                        "An unknown error occurred.",
+                        details=_NULL_LIST_NPE,
+                        error_report=True,
+                    )
+                    return _json(500, [npe])
         call = Call(state, match.groupdict(), list(request.query_params.multi_items()), body)
         try:
             status, payload = route.handler(call)

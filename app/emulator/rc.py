@@ -24,6 +24,7 @@ MASK_RSC = 0x340000
 MASK_VLM_DFN = 0x300000
 MASK_CTRL_CONF = 0x100000
 MASK_SNAPSHOT = 0x0C0000
+MASK_VLM = 0x2C0000
 
 CREATED = 1
 DELETED = 2
@@ -57,6 +58,7 @@ FAIL_UNKNOWN_ERROR = 998 | MASK_ERROR
 WARN_NOT_CONNECTED = 1002 | MASK_WARN
 WARN_NOT_FOUND = 3000 | MASK_WARN
 INFO_NO_RSC_SPAWNED = 10000 | MASK_INFO
+INFO_PARTIAL_SPAWN = MASK_INFO  # "automatically assume partial mode" (service-traffic.jsonl #22)
 API_CALL_PARSE_ERROR = 0x0FFFFFFFFFFFFFFD | MASK_ERROR
 
 KEY_RSC_DFN = "RscDfn"
@@ -136,6 +138,29 @@ def _next_report_id() -> str:
     return f"6712BBF1-00000-{_report_counter:06d}"
 
 
+def java_hash_order(keys: list[str]) -> list[str]:
+    """`keys` in the iteration order of a Java HashSet<String> (buckets by String.hashCode, then insertion
+    order): the controller lists deleted property keys this way (service-traffic.jsonl #126)."""
+    unique = list(dict.fromkeys(keys))
+    capacity = 16
+    while len(unique) > capacity * 3 // 4:
+        capacity *= 2
+
+    def bucket(key: str) -> int:
+        code = java_hash(key)
+        return (code ^ (code >> 16)) & (capacity - 1)
+
+    return sorted(unique, key=bucket)
+
+
+def java_hash(text: str) -> int:
+    """String.hashCode() as an unsigned 32-bit value (over UTF-16 code units)."""
+    code = 0
+    for unit in text.encode("utf-16-be").hex(" ", 2).split():
+        code = (31 * code + int(unit, 16)) & 0xFFFFFFFF
+    return code
+
+
 class ApiError(Exception):
     """Aborts a handler with an RC list; the status follows §1.7 unless given explicitly."""
 
@@ -157,12 +182,20 @@ class Ctx:
         self.details = details
 
     def ok(
-        self, code: int, message: str, *, details: str | None = None, refs: dict[str, str] | None = None
+        self,
+        code: int,
+        message: str,
+        *,
+        details: str | None = None,
+        refs: dict[str, str] | None = None,
+        order: tuple[str, ...] = (),
     ) -> dict[str, Any]:
-        """A success/info/warning entry with the context's masks and obj_refs."""
-        return entry(
-            ctx(code, self.op, self.obj), message, details=details, obj_refs={**self.refs, **(refs or {})}
-        )
+        """A success/info/warning entry with the context's masks and obj_refs (keys in `order` first:
+        each controller call site puts its references in its own order, as the transcripts show)."""
+        merged = {**self.refs, **(refs or {})}
+        if order:
+            merged = {**{k: merged[k] for k in order if k in merged}, **merged}
+        return entry(ctx(code, self.op, self.obj), message, details=details, obj_refs=merged)
 
     def err(
         self,
@@ -185,6 +218,21 @@ class Ctx:
             error_report=report,
         )
         return ApiError([item])
+
+
+def loader_not_found(code: int, noun: str, name: str) -> ApiError:
+    """CtrlApiDataLoader's 404 escaping doInScope: message, cause and correction, no context
+    (controller-api.jsonl #179, #220)."""
+    return ApiError(
+        [
+            entry(
+                code,
+                f"{noun.capitalize()} '{name}' not found.",
+                cause=f"The specified {noun} '{name}' could not be found in the database",
+                correction=f"Create a {noun} with the name '{name}' first.",
+            )
+        ]
+    )
 
 
 def raw_error(code: int, message: str, *, cause: str | None = None) -> ApiError:

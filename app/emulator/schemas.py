@@ -4,33 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-_J = "com.linbit.linstor.api.rest.v1.serializer.JsonGenTypes$"
+from app.emulator.model import FILTER_FIELDS
 
-Schema = dict[str, Any]  # {"class": str, "fields": {name: Schema | None}, "list_of": Schema}
+JSON_TYPES = "com.linbit.linstor.api.rest.v1.serializer.JsonGenTypes$"
+
+# {"class": str, "fields": {name: Schema | None}, "list_of": Schema}; fields in the SPEC's order, which is
+# the declaration order of JsonGenTypes and decides Jackson's "known properties" list (jackson.py)
+Schema = dict[str, Any]
 
 SELECT_FILTER: Schema = {
     "class": "AutoSelectFilter",
-    "fields": dict.fromkeys(
-        [
-            "place_count",
-            "additional_place_count",
-            "node_name_list",
-            "storage_pool",
-            "storage_pool_list",
-            "storage_pool_diskless_list",
-            "not_place_with_rsc",
-            "not_place_with_rsc_regex",
-            "replicas_on_same",
-            "replicas_on_different",
-            "x_replicas_on_different_map",
-            "layer_stack",
-            "provider_list",
-            "diskless_on_remaining",
-            "diskless_type",
-            "overprovision",
-            "port_count",
-        ]
-    ),
+    "fields": dict.fromkeys(FILTER_FIELDS),
 }
 _RD: Schema = {
     "class": "ResourceDefinition",
@@ -88,25 +72,26 @@ RD_MODIFY: Schema = {
 RG_CREATE: Schema = {
     "class": "ResourceGroup",
     "fields": {
-        **dict.fromkeys(["name", "description", "props", "uuid", "peer_slots"]),
+        **dict.fromkeys(["name", "description", "props"]),
         "select_filter": SELECT_FILTER,
+        **dict.fromkeys(["uuid", "peer_slots"]),
     },
 }
 RG_MODIFY: Schema = {
     "class": "ResourceGroupModify",
     "fields": {
-        **dict.fromkeys(["description", *_PROPS_MODIFY, "peer_slots", "snap_names", "copy_all_snaps"]),
+        **dict.fromkeys(["description", *_PROPS_MODIFY]),
         "select_filter": SELECT_FILTER,
+        **dict.fromkeys(["peer_slots", "snap_names", "copy_all_snaps"]),
     },
 }
 RG_SPAWN: Schema = {
     "class": "ResourceGroupSpawn",
     "fields": {
+        **dict.fromkeys(["resource_definition_name", "resource_definition_external_name", "volume_sizes"]),
+        "select_filter": SELECT_FILTER,
         **dict.fromkeys(
             [
-                "resource_definition_name",
-                "resource_definition_external_name",
-                "volume_sizes",
                 "partial",
                 "definitions_only",
                 "peer_slots",
@@ -114,7 +99,6 @@ RG_SPAWN: Schema = {
                 "resource_definition_props",
             ]
         ),
-        "select_filter": SELECT_FILTER,
     },
 }
 VD_CREATE: Schema = {
@@ -146,8 +130,9 @@ RSC_CREATE_LIST: Schema = {"class": "ResourceCreate", "list_of": RSC_CREATE}
 AUTOPLACE: Schema = {
     "class": "AutoPlaceRequest",
     "fields": {
-        **dict.fromkeys(["diskless_on_remaining", "layer_list", "snap_names", "copy_all_snaps"]),
+        "diskless_on_remaining": None,
         "select_filter": SELECT_FILTER,
+        **dict.fromkeys(["layer_list", "snap_names", "copy_all_snaps"]),
     },
 }
 SNAPSHOT: Schema = {
@@ -192,6 +177,63 @@ CLONE: Schema = {
     ),
 }
 CTRL_PROPS: Schema = {"class": "ControllerPropsModify", "fields": dict.fromkeys(_PROPS_MODIFY)}
+_NET_INTERFACE: Schema = {
+    "class": "NetInterface",
+    "fields": dict.fromkeys(
+        ["name", "address", "satellite_port", "satellite_encryption_type", "is_active", "uuid"]
+    ),
+}
+NODE_CREATE: Schema = {
+    "class": "Node",
+    "fields": {
+        **dict.fromkeys(
+            [
+                "name",
+                "type",
+                "flags",
+                "props",
+            ]
+        ),
+        "net_interfaces": {"class": "NetInterface", "list_of": _NET_INTERFACE},
+        **dict.fromkeys(
+            [
+                "connection_status",
+                "uuid",
+                "storage_providers",
+                "resource_layers",
+                "unsupported_providers",
+                "unsupported_layers",
+                "eviction_timestamp",
+                "platform",
+                "os_variant",
+            ]
+        ),
+    },
+}
+STORAGE_POOL: Schema = {
+    "class": "StoragePool",
+    "fields": dict.fromkeys(
+        [
+            "storage_pool_name",
+            "node_name",
+            "provider_kind",
+            "props",
+            "static_traits",
+            "free_capacity",
+            "total_capacity",
+            "free_space_mgr_name",
+            "uuid",
+            "reports",
+            "supports_snapshots",
+            "shared_space",
+            "external_locking",
+        ]
+    ),
+}
+MAKE_AVAILABLE: Schema = {
+    "class": "ResourceMakeAvailable",
+    "fields": dict.fromkeys(["layer_list", "diskful", "drbd_tcp_ports", "snap_names", "copy_all_snaps"]),
+}
 
 _MAPS = {"props", "override_props", "resource_definition_props", "snapshot_definition_props"}
 _STR_LISTS = {"delete_props", "delete_namespaces", "nodes", "node_name_list", "storage_pool_list", "flags"}
@@ -201,22 +243,21 @@ def schema_problem(value: Any, schema: Schema) -> str | None:
     """A Jackson-like message when `value` does not fit the DTO (unknown field, wrong container type)."""
     if "list_of" in schema:
         if not isinstance(value, list):
-            return f"Cannot deserialize `java.util.ArrayList<{_J}{schema['class']}>` from non-array value"
+            array = f"java.util.ArrayList<{JSON_TYPES}{schema['class']}>"
+            return f"Cannot deserialize `{array}` from non-array value"
         for item in value:
             problem = schema_problem(item, schema["list_of"])
             if problem:
                 return problem
         return None
     if not isinstance(value, dict):
-        return f"Cannot construct instance of `{_J}{schema['class']}`: no delegate- or property-based Creator"
+        creator = "no delegate- or property-based Creator"
+        return f"Cannot construct instance of `{JSON_TYPES}{schema['class']}`: {creator}"
     fields: dict[str, Any] = schema["fields"]
     for key, item in value.items():
         if key not in fields:
-            known = len(fields)
-            return (
-                f'Unrecognized field "{key}" (class {_J}{schema["class"]}), not marked as ignorable '
-                f"({known} known properties)"
-            )
+            # only a signal: jackson.read words it, with the known properties and the location
+            return f'Unrecognized field "{key}"'
         nested = fields[key]
         if nested is not None and item is not None:
             problem = schema_problem(item, nested)

@@ -7,7 +7,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -76,9 +76,18 @@ class EmulatorServer(uvicorn.Server):
         log.info("emulator listening again")
 
 
-def run_emulator(host: str, port: int, *, state_file: str | None = None) -> None:
-    """Serve the emulator until interrupted; load `state_file` at start if it exists, save it at shutdown."""
-    state = EmulatorState()
+def run_emulator(
+    host: str,
+    port: int,
+    *,
+    state_file: str | None = None,
+    layout: str = "default",
+    satellites: Iterable[str] | Mapping[str, str] | None = None,
+    drbd: bool | None = None,
+) -> None:
+    """Serve the emulator until interrupted; load `state_file` at start if it exists, save it at shutdown.
+    `layout`, `satellites` and `drbd` are EmulatorState's options (None: its defaults)."""
+    state = EmulatorState(layout=layout, satellites=satellites, drbd=drbd)
     if state_file and Path(state_file).exists():
         state.load(state_file)
     app: ASGIApp = create_emulator_app(state=state)

@@ -6,7 +6,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,10 @@ import orjson
 
 from app.emulator.faults import FaultRule
 from app.emulator.model import (
+    LAYERS_DRBD,
+    LAYERS_RECORDED,
+    PROVIDERS_DRBD,
+    PROVIDERS_RECORDED,
     Node,
     Resource,
     ResourceDefinition,
@@ -27,6 +31,48 @@ DEFAULT_RG = "DfltRscGrp"
 DEFAULT_NODES = ("server01", "server02", "server03")
 DEFAULT_POOL = "thinpool"
 TIB_IN_KIB = 1 << 30
+LAYOUTS = ("default", "bare")
+# DrbdOptions/AutoEvictAfterTime: 60 minutes after the satellite was lost (controller-api.jsonl #173)
+EVICTION_DELAY_MS = 60 * 60 * 1000
+# what a fresh 1.33.3 controller holds before anyone set a property (controller-api.jsonl #5): what its
+# database migrations and first start write; none of it names the recording host. Cluster/LocalID is random
+# per cluster (reset() draws one). The NetCom keys describe the controller's stock connectors (ports 3376,
+# 3377, 3373 and the default keystore names), not this emulator's listener.
+CONTROLLER_DEFAULTS = {
+    "DrbdOptions/AutoEvictAllowEviction": "True",
+    "DrbdOptions/Resource/on-no-quorum": "io-error",
+    "DrbdOptions/auto-add-quorum-tiebreaker": "True",
+    "DrbdOptions/auto-diskful-allow-cleanup": "True",
+    "DrbdOptions/auto-resync-after-disable": "true",
+    "DrbdOptions/auto-verify-algo-allowed-list": "crct10dif;crc32c;sha384;sha512;sha256;sha1;md5;windrbd",
+    "NetCom/DebugSslConnector/BindAddress": "::0",
+    "NetCom/DebugSslConnector/Enabled": "true",
+    "NetCom/DebugSslConnector/KeyPasswd": "linstor",
+    "NetCom/DebugSslConnector/KeyStore": "ssl/keystore.jks",
+    "NetCom/DebugSslConnector/KeyStorePasswd": "linstor",
+    "NetCom/DebugSslConnector/Port": "3373",
+    "NetCom/DebugSslConnector/SslProtocol": "TLSv1.2",
+    "NetCom/DebugSslConnector/TrustStore": "ssl/certificates.jks",
+    "NetCom/DebugSslConnector/TrustStorePasswd": "linstor",
+    "NetCom/DebugSslConnector/Type": "SSL",
+    "NetCom/PlainConnector/BindAddress": "",
+    "NetCom/PlainConnector/Enabled": "true",
+    "NetCom/PlainConnector/Port": "3376",
+    "NetCom/PlainConnector/Type": "Plain",
+    "NetCom/SslConnector/BindAddress": "",
+    "NetCom/SslConnector/Enabled": "true",
+    "NetCom/SslConnector/KeyPasswd": "linstor",
+    "NetCom/SslConnector/KeyStore": "ssl/keystore.jks",
+    "NetCom/SslConnector/KeyStorePasswd": "linstor",
+    "NetCom/SslConnector/Port": "3377",
+    "NetCom/SslConnector/SslProtocol": "TLSv1.2",
+    "NetCom/SslConnector/TrustStore": "ssl/certificates.jks",
+    "NetCom/SslConnector/TrustStorePasswd": "linstor",
+    "NetCom/SslConnector/Type": "SSL",
+    "defaultDebugSslConnector": "DebugSslConnector",
+    "defaultPlainConSvc": "PlainConnector",
+    "defaultSslConSvc": "",
+}
 
 
 def new_uuid() -> str:
@@ -37,7 +83,26 @@ def new_uuid() -> str:
 class EmulatorState:
     """The whole in-memory LINSTOR cluster; mutations hold `lock` and never await (thread-safe when idle)."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        layout: str = "default",
+        satellites: Iterable[str] | Mapping[str, str] | None = None,
+        drbd: bool | None = None,
+    ) -> None:
+        """`layout`: "default" (server01-03 with `thinpool`) or "bare" (no nodes; build it with the API).
+        `satellites`: node names whose satellite answers (default server01-03), or a mapping name -> hostname
+        (its `NodeUname`). `drbd`: whether those satellites have DRBD and LVM (default: on for the default
+        layout, off for bare, like the recorded satellite)."""
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
+        self.layout = layout
+        names = DEFAULT_NODES if satellites is None else satellites
+        if isinstance(names, Mapping):
+            self.satellites = {str(k).upper(): str(v) for k, v in names.items()}
+        else:
+            self.satellites = {name.upper(): name for name in names}
+        self.drbd = layout == "default" if drbd is None else drbd
         self.lock = threading.RLock()
         self.faults: list[FaultRule] = []
         self.refuse_hook: Callable[[float], None] | None = None
@@ -49,19 +114,24 @@ class EmulatorState:
     # -- layout --
 
     def reset(self) -> None:
-        """Back to the default cluster (3 online nodes, `thinpool` each, `DfltRscGrp`); clears faults."""
+        """Back to the layout: default (3 online nodes, `thinpool` each, `DfltRscGrp`) or bare (only
+        `DfltRscGrp`, place_count 2 as recorded: golinstor-traffic.jsonl #6); clears faults."""
         with self.lock:
             self.nodes: dict[str, Node] = {}
             self.pools: dict[str, dict[str, StoragePool]] = {}
             self.rgs: dict[str, ResourceGroup] = {}
             self.rds: dict[str, ResourceDefinition] = {}
-            self.ctrl_props: dict[str, str] = {}
+            self.ctrl_props: dict[str, str] = {"Cluster/LocalID": new_uuid(), **CONTROLLER_DEFAULTS}
             self._rd_order: list[str] | None = None
             self.next_port = 7000
             self.next_minor = 1000
             self.faults.clear()
             self.clone_seconds = 0.0
             self.clone_fail = False
+            if self.layout == "bare":
+                dflt = ResourceGroup(name=DEFAULT_RG, uuid=new_uuid(), select_filter={"place_count": 2})
+                self.rgs[DEFAULT_RG.upper()] = dflt
+                return
             for index, name in enumerate(DEFAULT_NODES, start=1):
                 self.add_node(name, address=f"10.0.0.{index}")
             self.rgs[DEFAULT_RG.upper()] = ResourceGroup(name=DEFAULT_RG, uuid=new_uuid())
@@ -69,19 +139,72 @@ class EmulatorState:
     def add_node(
         self, name: str, *, address: str = "10.0.0.99", online: bool = True, pool_kib: int = TIB_IN_KIB
     ) -> None:
-        """Add a satellite with one LVM_THIN pool `thinpool`."""
+        """Add a satellite with one LVM_THIN pool `thinpool` (the seeded layout has no diskless pools)."""
         with self.lock:
-            self.nodes[name.upper()] = Node(name=name, uuid=new_uuid(), address=address, online=online)
-            self.pools[name.upper()] = {
-                DEFAULT_POOL.upper(): StoragePool(
-                    node=name, name=DEFAULT_POOL, uuid=new_uuid(), total_kib=pool_kib
-                )
+            netif = {
+                "name": "default",
+                "address": address,
+                "satellite_port": 3366,
+                "satellite_encryption_type": "PLAIN",
+                "uuid": new_uuid(),
             }
+            node = Node(
+                name=name,
+                uuid=new_uuid(),
+                address=address,
+                props={"CurStltConnName": "default"},
+                net_interfaces=[netif],
+            )
+            self.nodes[name.upper()] = node
+            if online:
+                self.connect(node)
+            else:
+                self.disconnect(node)
+            pool = StoragePool(
+                node=name,
+                name=DEFAULT_POOL,
+                uuid=new_uuid(),
+                total_kib=pool_kib,
+                props={
+                    "StorDriver/StorPoolName": f"linstor_vg/{DEFAULT_POOL}",
+                    "StorDriver/internal/AllocationGranularity": "64",
+                },
+            )
+            self.pools[name.upper()] = {DEFAULT_POOL.upper(): pool}
 
     def set_node_online(self, node: str, online: bool) -> None:
         """Mark a satellite ONLINE/OFFLINE (snapshots need an online diskful resource, §6.1)."""
         with self.lock:
-            self.nodes[node.upper()].online = online
+            found = self.nodes[node.upper()]
+            if online:
+                self.connect(found)
+            else:
+                self.disconnect(found)
+
+    # -- emulated satellites --
+
+    def has_satellite(self, name: str) -> bool:
+        """True if a node of that name finds its satellite (it comes ONLINE when created)."""
+        return name.upper() in self.satellites
+
+    def satellite_tools(self) -> tuple[list[str], list[str]]:
+        """(storage providers, resource layers) an emulated satellite reports."""
+        if self.drbd:
+            return list(PROVIDERS_DRBD), list(LAYERS_DRBD)
+        return list(PROVIDERS_RECORDED), list(LAYERS_RECORDED)
+
+    def connect(self, node: Node) -> None:
+        """The satellite answers: ONLINE, its hostname and tools recorded on the node."""
+        node.online = True
+        node.eviction_timestamp = None
+        node.props["NodeUname"] = self.satellites.get(node.name.upper(), node.name)
+        if not node.providers:
+            node.providers, node.layers = self.satellite_tools()
+
+    def disconnect(self, node: Node) -> None:
+        """The satellite is gone: OFFLINE, evicted after the default delay unless it comes back."""
+        node.online = False
+        node.eviction_timestamp = int(time.time() * 1000) + EVICTION_DELAY_MS
 
     def set_rd_props(self, name: str, props: dict[str, str]) -> None:
         """Replace an RD's props behind the service's back (no validation)."""
@@ -217,7 +340,7 @@ class EmulatorState:
                 "rgs": [_slots(rg) for rg in self.rgs.values()],
                 "rds": [_rd_dump(rd) for rd in self.rds.values()],
             }
-            blob = orjson.dumps(data)
+            blob = orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
         Path(path).write_bytes(blob)
 
     def load(self, path: str | Path) -> None:
@@ -254,6 +377,7 @@ def _rd_load(raw: dict[str, Any]) -> ResourceDefinition:
     snaps = []
     for s in raw.pop("snapshots"):
         s["volumes"] = [tuple(v) for v in s["volumes"]]
+        s["vd_props"] = {int(nr): props for nr, props in s.get("vd_props", {}).items()}
         snaps.append(SnapshotDefinition(**s))
     rd = ResourceDefinition(**raw)
     rd.vds = {vd.number: vd for vd in vds}

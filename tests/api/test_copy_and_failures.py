@@ -148,12 +148,14 @@ async def test_linstor_failing_the_spawn_is_reported_and_leaves_nothing(
 async def test_failed_placement_removes_the_new_resource_definition(
     api: httpx.AsyncClient, linstor: LinstorClient, emulator: Emulator
 ) -> None:
-    # DfltRscGrp has no place_count: spawn creates definitions only, then the service autoplaces.
-    emulator.state.add_fault(action="error", method="POST", path=r"/autoplace$", times=1)
+    # DfltRscGrp places 2 replicas (controller-api.jsonl #9); with one node online the spawn's placement
+    # fails with FAIL_NOT_ENOUGH_NODES (controller-api.jsonl #193) and LINSTOR rolls the spawn back
+    emulator.state.set_node_online("server02", False)
+    emulator.state.set_node_online("server03", False)
     response = await api.post(
         "/v1/pools/DfltRscGrp/volumes", json={"name": "c1", "type": "container", "size": 1 << 30}
     )
-    assert response.status_code >= 500, response.text
+    assert_problem(response, 409, "linstor_refused")
     assert await linstor.list_resource_definitions() == []
 
 

@@ -125,6 +125,8 @@ async def test_what_the_api_writes_is_what_incus_writes(
         "Aux/Incus/project": "default",
         "DrbdOptions/Net/allow-two-primaries": "yes",
         "DrbdOptions/ExactSize": "true",
+        # set by the controller once resources exist, not by us (service-traffic.jsonl #24)
+        "DrbdOptions/Resource/quorum": "off",
     }
     custom_props = (await linstor.get_resource_definition(custom["linstor_name"])).props
     assert custom_props["Aux/Incus/name"] == "incus-volume-default_vol"

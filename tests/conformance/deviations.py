@@ -266,6 +266,42 @@ def _node_type_title_case(body: Any) -> Any:
     return body
 
 
+# DeviceProviderKinds the controller reports that the spec's ProviderKind enum does not list
+_PROVIDERS_BEYOND_SPEC = frozenset({"REMOTE_SPDK", "STORAGE_SPACES", "STORAGE_SPACES_THIN"})
+
+
+def _node_providers_in_spec(body: Any) -> Any:
+    """Node.storage_providers without the kinds the spec's ProviderKind enum lacks (REMOTE_SPDK)."""
+    nodes = body if isinstance(body, list) else [body]
+    for node in nodes:
+        if isinstance(node, dict) and isinstance(node.get("storage_providers"), list):
+            providers = node["storage_providers"]
+            node["storage_providers"] = [p for p in providers if p not in _PROVIDERS_BEYOND_SPEC]
+    return body
+
+
+def _null_refs_dropped(body: Any) -> Any:
+    """The clone answer's messages without the null obj_refs values the spec cannot express."""
+    for item in body.get("messages") or [] if isinstance(body, dict) else []:
+        refs = item.get("obj_refs") if isinstance(item, dict) else None
+        if isinstance(refs, dict):
+            item["obj_refs"] = {k: v for k, v in refs.items() if v is not None}
+    return body
+
+
+def _clone_without_name(o: Observed) -> bool:
+    body = o.body
+    return (
+        o.on("POST", CLONE)
+        and o.record.status == 500
+        and isinstance(body, dict)
+        and any(
+            isinstance(m, dict) and None in (m.get("obj_refs") or {}).values()
+            for m in body.get("messages") or []
+        )
+    )
+
+
 # Order matters: the first deviation that has a schema for the answer's status decides how it is validated.
 DEVIATIONS: tuple[Deviation, ...] = (
     Deviation(
@@ -274,6 +310,13 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "Node.type is the Java enum name (SATELLITE); the spec's enum says Controller/Satellite/...",
         lambda o: o.record.method == "GET" and o.route in (NODES, NODE) and o.record.status == 200,
         normalize=_node_type_title_case,
+    ),
+    Deviation(
+        "node-providers-beyond-spec",
+        "§2 (not in the reference: controller-api.jsonl #173 and #181 list REMOTE_SPDK)",
+        "Node.storage_providers lists REMOTE_SPDK, a DeviceProviderKind the spec's ProviderKind enum lacks",
+        lambda o: o.record.method == "GET" and o.route in (NODES, NODE) and o.record.status == 200,
+        normalize=_node_providers_in_spec,
     ),
     Deviation(
         "node-get-one",
@@ -323,6 +366,14 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "a failed clone answers 500 with a CloneStarted object (errors in messages), not an ApiCallRc",
         lambda o: o.on("POST", CLONE) and o.record.status == 500,
         {500: CLONE_STARTED},
+    ),
+    Deviation(
+        "clone-without-name-has-null-ref",
+        "§2.8 (not in the reference: controller-api.jsonl #222)",
+        'a clone request without a name answers with obj_refs {"RscDfn": null}; the spec\'s obj_refs values '
+        "are non-null strings",
+        _clone_without_name,
+        normalize=_null_refs_dropped,
     ),
     Deviation(
         "operation-failed-is-rc-list",

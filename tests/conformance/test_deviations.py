@@ -329,6 +329,7 @@ async def test_volume_definition_modify_ignores_delete_namespaces(
         )
     assert response.status_code == 200
     vd = (await client.get("/v1/resource-definitions/vol1/volume-definitions/0")).json()
+    assert vd["props"].pop("DrbdCurrentGi")  # every new VD gets one (controller-api.jsonl #158)
     assert vd["props"] == {"Aux/ns/a": "1"}
     assert "delete_namespaces" in spec_schema(spec_validator, "VolumeDefinitionModify")["properties"]
 
@@ -400,3 +401,25 @@ async def test_node_get_one(client: httpx.AsyncClient, spec_validator: SpecValid
     assert found.json()["name"] == "server02"
     assert missing.status_code == 404
     assert op(spec_validator, "/v1/nodes/{node}", "get") == {}
+
+
+async def test_node_providers_beyond_spec(client: httpx.AsyncClient, spec_validator: SpecValidator) -> None:
+    async with deviation(spec_validator, "node-providers-beyond-spec"):
+        one = await client.get("/v1/nodes/server01")
+    assert "REMOTE_SPDK" in one.json()["storage_providers"]  # controller-api.jsonl #181 lists it
+    assert "REMOTE_SPDK" not in spec_schema(spec_validator, "ProviderKind")["enum"]
+
+
+async def test_clone_without_name_has_null_ref(
+    client: httpx.AsyncClient, spec_validator: SpecValidator
+) -> None:
+    await client.post("/v1/resource-groups", json={"name": "rg1"})
+    await client.post(
+        "/v1/resource-groups/rg1/spawn", json={"resource_definition_name": "src", "volume_sizes": [1024]}
+    )
+    async with deviation(spec_validator, "clone-without-name-has-null-ref"):
+        response = await client.post("/v1/resource-definitions/src/clone", json={})
+    assert response.status_code == 500
+    # controller-api.jsonl #222: the controller's placeholder name and a null reference
+    assert response.json()["clone_name"] == "__invalid_name__"
+    assert response.json()["messages"][0]["obj_refs"] == {"RscDfn": None}

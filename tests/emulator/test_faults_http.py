@@ -55,7 +55,10 @@ async def test_reset_and_save_load(client: httpx.AsyncClient, state: EmulatorSta
     assert (await client.post("/_emulator/reset")).status_code == 200
     assert (await client.get(RD_URL)).json() == []
     assert (await client.post("/_emulator/load", json={"path": str(path)})).status_code == 200
-    assert (await client.get(f"{RD_URL}/VOL1")).json()["props"] == {"Aux/a": "1"}
+    assert (await client.get(f"{RD_URL}/VOL1")).json()["props"] == {
+        "Aux/a": "1",
+        "DrbdOptions/Resource/quorum": "off",
+    }
     assert len((await client.get("/v1/view/snapshots")).json()) == 1
     other = EmulatorState()
     other.load(path)

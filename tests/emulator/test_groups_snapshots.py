@@ -33,7 +33,12 @@ async def test_resource_group_crud(client: httpx.AsyncClient) -> None:
     }
     assert (await client.put(f"{RG_URL}/rg1", json=body)).status_code == 200
     got = (await client.get(f"{RG_URL}/rg1")).json()
-    assert got["select_filter"] == {"place_count": 2, "storage_pool": "thinpool"}
+    # golinstor-traffic.jsonl #6: the controller keeps storage_pool and storage_pool_list in step
+    assert got["select_filter"] == {
+        "place_count": 2,
+        "storage_pool": "thinpool",
+        "storage_pool_list": ["thinpool"],
+    }
     assert (got["description"], got["props"]) == ("d", {"Aux/x": "1"})
     assert (await client.put(f"{RG_URL}/nope", json={})).status_code == 404
     assert (await client.get(f"{RG_URL}/nope")).status_code == 404
@@ -66,11 +71,13 @@ async def test_spawn(client: httpx.AsyncClient) -> None:
     }
     r = await client.post(f"{RG_URL}/rg1/spawn", json=body)
     assert r.status_code == 201
-    assert codes(r)[-1] == 4611686018448631568  # INFO_NO_RSC_SPAWNED
+    # controller-api.jsonl #9: every group places 2 replicas by default, so spawn places; the controller
+    # sets quorum off on an RD with fewer than three resources (service-traffic.jsonl #24)
+    assert codes(r)[-1] == 21233667  # "Created resource ... on ..." in the RG context
     rd = (await client.get(RD_URL, params={"with_volume_definitions": "true"})).json()[0]
     assert (rd["resource_group_name"], rd["props"], rd["volume_definitions"][0]["size_kib"]) == (
         "rg1",
-        {"Aux/n": "1"},
+        {"Aux/n": "1", "DrbdOptions/Resource/quorum": "off"},
         1024,
     )
     dup = await client.post(f"{RG_URL}/rg1/spawn", json=body)
@@ -157,14 +164,26 @@ async def test_snapshot_lifecycle(client: httpx.AsyncClient, state: EmulatorStat
     snap = (await client.get(f"{url}/S1")).json()
     assert snap["flags"] == ["SUCCESSFUL"]
     assert snap["nodes"] == ["server01"]
-    assert snap["resource_definition_props"] == {"Aux/name": "one"}
-    assert snap["snapshot_definition_props"] == {"Aux/u": "v"}
-    assert snap["volume_definitions"] == [{"volume_number": 0, "size_kib": 1024}]
+    assert snap["resource_definition_props"] == {"Aux/name": "one", "DrbdOptions/Resource/quorum": "off"}
+    assert snap["snapshot_definition_props"] == {
+        "Aux/u": "v",
+        "BackupShipping/BackupNodeIdsToReset": "",
+        "SequenceNumber": "1",
+    }
+    # service-traffic.jsonl #3: each VD's props at snapshot time come along
+    [volume] = snap["volume_definitions"]
+    assert (volume["volume_number"], volume["size_kib"]) == (0, 1024)
+    assert set(volume["volume_definition_props"]) == {"DrbdCurrentGi"}
     assert snap["snapshots"][0]["create_timestamp"] > 1_600_000_000_000
     assert (await client.get(f"{url}/nope")).status_code == 404
     assert (await client.get(f"{RD_URL}/nope/snapshots")).status_code == 404
     assert (await client.put(f"{url}/s1", json={"override_props": {"Aux/w": "1"}})).status_code == 200
-    assert (await client.get(f"{url}/s1")).json()["snapshot_definition_props"] == {"Aux/u": "v", "Aux/w": "1"}
+    assert (await client.get(f"{url}/s1")).json()["snapshot_definition_props"] == {
+        "Aux/u": "v",
+        "Aux/w": "1",
+        "BackupShipping/BackupNodeIdsToReset": "",
+        "SequenceNumber": "1",
+    }
     view = await client.get("/v1/view/snapshots", params=[("resources", "VOL1"), ("nodes", "server01")])
     assert [s["name"] for s in view.json()] == ["s1"]
     assert (await client.get("/v1/view/snapshots", params={"nodes": "server03"})).json() == []
@@ -198,7 +217,12 @@ async def test_restore_copies_snapshot_props_over_target(client: httpx.AsyncClie
     restore = f"{RD_URL}/src/snapshot-restore-resource/s1"
     assert (await client.post(restore, json={"to_resource": "dst"})).status_code == 200
     dst = (await client.get(f"{RD_URL}/dst")).json()
-    assert dst["props"] == {"Aux/name": "source", "Aux/only-src": "1", "Aux/only-dst": "2"}
+    assert dst["props"] == {
+        "Aux/name": "source",
+        "Aux/only-dst": "2",
+        "Aux/only-src": "1",
+        "DrbdOptions/Resource/quorum": "off",
+    }
     assert len((await client.get(f"{RD_URL}/dst/resources")).json()) == 2
     busy = await client.post(restore, json={"to_resource": "dst"})
     assert busy.status_code == 500
@@ -215,7 +239,10 @@ async def test_rollback_restores_sizes(client: httpx.AsyncClient) -> None:
     await client.put(f"{RD_URL}/vol1/volume-definitions/0", json={"size_kib": 2097152})
     r = await client.post(f"{RD_URL}/vol1/snapshot-rollback/s1")  # empty body allowed, not only the latest
     assert r.status_code == 200
-    assert r.json()[0]["message"] == "Snapshot 's1' of resource 'vol1' marked down for rollback."
+    # service-traffic.jsonl #135: a safety snapshot, the resources re-made from the snapshot, then dropped
+    messages = [e["message"] for e in r.json()]
+    assert "Resource 'vol1' restored from resource 'vol1', snapshot 's1'." in messages
+    assert messages[-1] == "Resource already deployed as requested"
     assert (await client.get(f"{RD_URL}/vol1/volume-definitions/0")).json()["size_kib"] == 1048576
     assert (await client.post(f"{RD_URL}/vol1/snapshot-rollback/nope", json={})).status_code == 404
 
@@ -241,7 +268,7 @@ async def test_clone(client: httpx.AsyncClient, state: EmulatorState) -> None:
     assert (await client.get(status_url)).json() == {"status": "COMPLETE"}
     assert (await client.get(f"{RD_URL}/cl1/sync-status")).json() == {"synced_on_all": True}
     clone = (await client.get(f"{RD_URL}/cl1", params={"with_volume_definitions": "true"})).json()
-    assert clone["props"] == {"Aux/name": "copy", "cloned-from": "src"}
+    assert clone["props"] == {"Aux/name": "copy", "DrbdOptions/Resource/quorum": "off", "cloned-from": "src"}
     assert len((await client.get(f"{RD_URL}/cl1/resources")).json()) == 2
     dup = await client.post(f"{RD_URL}/src/clone", json={"name": "cl1"})
     assert dup.status_code == 500

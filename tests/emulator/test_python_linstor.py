@@ -49,7 +49,14 @@ def test_python_linstor_workflow() -> None:
             _ok(lin.snapshot_create(None, "vol1", "snap1"))
             snaps = lin.snapshot_dfn_list_raise(filter_by_resources=["vol1"])
             assert [s.name for s in snaps.snapshots] == ["snap1"]
-            assert snaps.snapshots[0].properties == {"Aux/Incus/name": "foo", "Aux/Incus/type": "containers"}
+            # service-traffic.jsonl #58: RD props at snapshot time plus the controller's own
+            assert snaps.snapshots[0].properties == {
+                "Aux/Incus/name": "foo",
+                "Aux/Incus/type": "containers",
+                "BackupShipping/BackupNodeIdsToReset": "",
+                "DrbdOptions/Resource/quorum": "off",
+                "SequenceNumber": "1",
+            }
             refused = lin.resource_dfn_delete("vol1")
             assert refused[0].is_error()
             _ok(lin.snapshot_delete("vol1", "snap1"))

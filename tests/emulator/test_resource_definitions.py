@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from app.emulator import EmulatorState
+from app.emulator.store import CONTROLLER_DEFAULTS
 from tests.emulator.helpers import RD_URL, codes, make_rd
 from tests.support.ret_codes import RD_CREATED, RD_DELETED, RD_MODIFIED
 
@@ -212,9 +213,9 @@ async def test_volume_definitions(client: httpx.AsyncClient) -> None:
         url, json={"volume_definition": {"size_kib": 1024, "props": {"StorPoolName": "thinpool"}}}
     )
     assert created.status_code == 200  # not the SPEC's 201
-    assert codes(created) == [19922945]
+    assert codes(created) == [19922945, 19922945]  # the props entry first (controller-api.jsonl #151)
     assert (
-        created.json()[0]["message"]
+        created.json()[1]["message"]
         == "New volume definition with number '0' of resource definition 'vol1' created."
     )
     dup = await client.post(url, json={"volume_definition": {"size_kib": 1024, "volume_number": 0}})
@@ -224,7 +225,9 @@ async def test_volume_definitions(client: httpx.AsyncClient) -> None:
         await client.post(f"{RD_URL}/nope/volume-definitions", json={"volume_definition": {"size_kib": 1}})
     ).status_code == 404
     assert [vd["volume_number"] for vd in (await client.get(url)).json()] == [0]
-    assert (await client.get(f"{url}/0")).json()["props"] == {"StorPoolName": "thinpool"}
+    props = (await client.get(f"{url}/0")).json()["props"]
+    assert props.pop("DrbdCurrentGi")  # every new VD gets one (controller-api.jsonl #158)
+    assert props == {"StorPoolName": "thinpool"}
     assert (await client.get(f"{url}/7")).status_code == 404
     assert (await client.get(f"{RD_URL}/nope/volume-definitions")).status_code == 404
     modified = await client.put(f"{url}/0", json={"size_kib": 4096, "override_props": {"Aux/x": "1"}})
@@ -259,12 +262,14 @@ async def test_routing_errors_and_json_parse_errors(client: httpx.AsyncClient) -
 
 
 async def test_controller_properties(client: httpx.AsyncClient) -> None:
-    assert (await client.get("/v1/controller/properties")).json() == {}
+    fresh = (await client.get("/v1/controller/properties")).json()
+    assert fresh.pop("Cluster/LocalID")
+    assert fresh == CONTROLLER_DEFAULTS  # a fresh controller's own props (controller-api.jsonl #5)
     r = await client.post("/v1/controller/properties", json={"override_props": {"Aux/site/id": "a"}})
     assert r.status_code == 201
-    assert (await client.get("/v1/controller/properties")).json() == {"Aux/site/id": "a"}
+    assert (await client.get("/v1/controller/properties")).json()["Aux/site/id"] == "a"
     assert (await client.delete("/v1/controller/properties/Aux/site/id")).status_code == 200
-    assert (await client.get("/v1/controller/properties")).json() == {}
+    assert "Aux/site/id" not in (await client.get("/v1/controller/properties")).json()
     assert (
         await client.post("/v1/controller/properties", json={"override_props": {"Bad": "x"}})
     ).status_code == 500
