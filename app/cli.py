@@ -1,4 +1,4 @@
-"""linstor-names serve | emulator | dev | cache migrate | cache rebuild | openapi."""
+"""linstor-names serve | emulator | dev | cache migrate | cache rebuild | openapi | record | replay."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import sys
+from pathlib import Path
 
 import uvicorn
 from pydantic import ValidationError
@@ -33,7 +34,19 @@ def _serve(args: argparse.Namespace) -> None:
 def _emulator(args: argparse.Namespace) -> None:
     from app.emulator import run_emulator
 
-    run_emulator(args.host, args.port, state_file=args.state_file)
+    satellites: dict[str, str] | None = None
+    if args.satellite:
+        # NAME or NAME=HOSTNAME: a satellite that answers when a node of that name is created
+        pairs = (item.partition("=") for item in args.satellite)
+        satellites = {name: host or name for name, _, host in pairs}
+    run_emulator(
+        args.host,
+        args.port,
+        state_file=args.state_file,
+        layout=args.layout,
+        satellites=satellites,
+        drbd=args.drbd,
+    )
 
 
 def _dev(args: argparse.Namespace) -> None:
@@ -117,6 +130,55 @@ def _openapi(args: argparse.Namespace) -> None:
     print(json.dumps(create_app(Settings(cache_url="none")).openapi(), indent=2, sort_keys=False))
 
 
+def _record(args: argparse.Namespace) -> None:
+    from app.transcripts.recorder import Recorder, Upstream
+
+    try:
+        upstream = Upstream(
+            url=args.upstream,
+            ca_file=args.ca_file,
+            client_cert=args.client_cert,
+            client_key=args.client_key,
+            timeout=args.timeout,
+        )
+        upstream.verify()  # a missing or bad CA or certificate file stops us here, not at the first request
+    except ValueError as exc:
+        sys.exit(f"linstor-names record: {exc}")
+    except OSError as exc:  # ssl.SSLError included
+        sys.exit(f"linstor-names record: cannot load --ca-file / --client-cert / --client-key: {exc}")
+    try:
+        # "x": a transcript someone means to send us is never overwritten by a second run
+        sink = Path(args.out).open("a" if args.append else "x", encoding="utf-8")
+    except FileExistsError:
+        sys.exit(
+            f"linstor-names record: {args.out} exists; pass --append to add to it, or choose another --out"
+        )
+    except OSError as exc:
+        sys.exit(f"linstor-names record: cannot write {args.out}: {exc.strerror}")
+    with sink:
+        print(
+            f"recording proxy on http://{args.host}:{args.port} -> {upstream.url}; "
+            f"{'appending to' if args.append else 'writing'} {args.out}",
+            file=sys.stderr,
+        )
+        # the controller's Date and Server headers go through, so uvicorn must not add its own
+        uvicorn.run(
+            Recorder(upstream, sink),
+            host=args.host,
+            port=args.port,
+            access_log=False,
+            log_level=args.log_level,
+            server_header=False,
+            date_header=False,
+        )
+
+
+def _replay(args: argparse.Namespace) -> None:
+    from app.transcripts.replay import main as replay
+
+    sys.exit(replay(args.transcript, args.verbose))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `linstor-names` console script."""
     parser = argparse.ArgumentParser(prog="linstor-names", description=__doc__)
@@ -135,6 +197,24 @@ def main(argv: list[str] | None = None) -> None:
     emu.add_argument("--host", default="127.0.0.1")
     emu.add_argument("--port", type=int, default=3370)
     emu.add_argument("--state-file", help="load state from this JSON file at start, save it at shutdown")
+    emu.add_argument(
+        "--layout",
+        choices=["default", "bare"],
+        default="default",
+        help="default: server01-03 with a thin pool each; bare: no nodes, build the cluster with the API",
+    )
+    emu.add_argument(
+        "--satellite",
+        action="append",
+        metavar="NAME[=HOSTNAME]",
+        help="a node name whose satellite answers once the node is created (repeatable)",
+    )
+    emu.add_argument(
+        "--drbd",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="whether the satellites have DRBD and LVM (default: yes for the default layout, no for bare)",
+    )
     emu.set_defaults(func=_emulator)
 
     dev = sub.add_parser("dev", help="the emulator and the service in one process (make run)")
@@ -148,6 +228,25 @@ def main(argv: list[str] | None = None) -> None:
     cache.set_defaults(func=_cache)
 
     sub.add_parser("openapi", help="print the OpenAPI document").set_defaults(func=_openapi)
+
+    record = sub.add_parser("record", help="a proxy to a LINSTOR controller that records every exchange")
+    record.add_argument("--upstream", required=True, help="the controller's base URL, http(s)://host:port")
+    record.add_argument("--out", required=True, help="the transcript to write (JSON lines)")
+    record.add_argument("--host", default="127.0.0.1")
+    record.add_argument("--port", type=int, default=3371)
+    record.add_argument("--append", action="store_true", help="add to an existing transcript")
+    record.add_argument("--ca-file", help="PEM CA file that signed an https controller's certificate")
+    record.add_argument("--client-cert", help="PEM client certificate (with its key, or see --client-key)")
+    record.add_argument("--client-key", help="PEM key of the client certificate")
+    record.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds to wait for the controller (default 300)"
+    )
+    record.set_defaults(func=_record)
+
+    replay = sub.add_parser("replay", help="replay a transcript against the emulator, compare the answers")
+    replay.add_argument("transcript", help="a JSON-lines transcript (linstor-names record --out)")
+    replay.add_argument("--verbose", action="store_true", help="print each difference, not only the figures")
+    replay.set_defaults(func=_replay)
 
     args = parser.parse_args(argv)
     args.func(args)

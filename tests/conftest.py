@@ -64,3 +64,15 @@ def pg_url(pg_server: str) -> Iterator[str]:
     """An empty database of its own for one test."""
     with scratch_database(pg_server) as url:
         yield url
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the replay figures (`replay: N/M exchanges equal`) when the replay test ran."""
+    from tests.conformance.test_replay import REPORTS
+
+    for report in REPORTS:
+        terminalreporter.write_line(report.summary())
+    if REPORTS:
+        equal = sum(r.count("equal") for r in REPORTS)
+        total = sum(len(r.outcomes) for r in REPORTS)
+        terminalreporter.write_line(f"replay: {equal}/{total} exchanges equal (all transcripts)")

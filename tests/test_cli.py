@@ -72,18 +72,24 @@ def test_openapi_command_prints_the_document(capsys: pytest.CaptureFixture[str])
     assert json.loads(capsys.readouterr().out)["info"]["title"] == "linstor-names"
 
 
+def _wait_healthy(port: int) -> str:
+    """The base URL of an emulator subprocess, once its /health answers (at most ~10 s)."""
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            if httpx.get(f"{url}/health").status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.05)
+    return url
+
+
 def test_emulator_command_serves_python_linstor(tmp_path: Path) -> None:
     port = free_port()
     state = tmp_path / "state.json"
     proc = subprocess.Popen([EXE, "emulator", "--port", str(port), "--state-file", str(state)])
     try:
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                if httpx.get(f"{url}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
+        url = _wait_healthy(port)
         with pylinstor.Linstor(url) as lin:
             assert lin.controller_version().rest_api_version == "1.28.0"
             assert not lin.resource_group_create("rg1", place_count=2)[0].is_error()
@@ -96,3 +102,31 @@ def test_emulator_command_serves_python_linstor(tmp_path: Path) -> None:
         proc.wait(timeout=30)
     # the state file is written at shutdown and loaded at the next start
     assert "rg1" in state.read_text()
+
+
+def test_emulator_command_builds_a_bare_cluster_with_named_satellites() -> None:
+    """`--layout bare --satellite server01=vm`: no nodes until created through the API; server01's
+    satellite answers (ONLINE, host vm) and any other node stays OFFLINE (controller-api.jsonl #172-181)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [EXE, "emulator", "--port", str(port), "--layout", "bare", "--satellite", "server01=vm"]
+    )
+    try:
+        url = _wait_healthy(port)
+        assert httpx.get(f"{url}/v1/nodes").json() == []
+        for name in ("server01", "other"):
+            net = {
+                "name": "default",
+                "address": "127.0.0.1",
+                "satellite_port": 3366,
+                "satellite_encryption_type": "PLAIN",
+            }
+            node = {"name": name, "type": "SATELLITE", "net_interfaces": [net]}
+            assert httpx.post(f"{url}/v1/nodes", json=node).status_code == 201
+        nodes = {n["name"]: n for n in httpx.get(f"{url}/v1/nodes").json()}
+        assert nodes["server01"]["connection_status"] == "ONLINE"
+        assert nodes["server01"]["props"]["NodeUname"] == "vm"
+        assert nodes["other"]["connection_status"] == "OFFLINE"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
