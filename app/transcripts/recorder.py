@@ -7,6 +7,7 @@ import logging
 import ssl
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import IO, Self
 from urllib.parse import parse_qsl
@@ -15,7 +16,6 @@ import httpx
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from app.emulator import rc
 from app.transcripts.format import Exchange, write_exchanges
 
 log = logging.getLogger(__name__)
@@ -212,17 +212,23 @@ async def _read_body(receive: Receive) -> bytes | None:
             return b"".join(chunks)
 
 
+FAIL_UNKNOWN_ERROR = -4611686018427386906  # 998 | MASK_ERROR, as a Java long
+
+
 def _failure(problem: str, request: httpx.Request, exc: Exception) -> tuple[list[tuple[bytes, bytes]], bytes]:
     """Headers and body of a LINSTOR-style error answer for an exchange the controller never answered."""
     controller = f"{request.url.scheme}://{request.url.netloc.decode('ascii')}"
     log.warning("%s %s: %s: %s (not recorded)", request.method, request.url.path, problem, exc)
-    # FAIL_UNKNOWN_ERROR: LINSTOR clients (ours included) treat it as an operational error worth a retry
-    entry = rc.entry(
-        rc.FAIL_UNKNOWN_ERROR,
-        f"The recording proxy got no answer from the LINSTOR controller at {controller}: {problem}.",
-        cause=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
-        details="This exchange is not recorded.",
-    )
+    # FAIL_UNKNOWN_ERROR: LINSTOR clients (ours included) treat it as an operational error worth a retry.
+    # Built here, not with the emulator's helpers: the proxy must run without the emulator's extra.
+    entry = {
+        "ret_code": FAIL_UNKNOWN_ERROR,
+        "message": f"The recording proxy got no answer from the LINSTOR controller at {controller}: "
+        f"{problem}.",
+        "cause": f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+        "details": "This exchange is not recorded.",
+        "created_at": datetime.now(UTC).isoformat(),
+    }
     return [(b"content-type", b"application/json")], orjson.dumps([entry])
 
 
