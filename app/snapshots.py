@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 
-from app.errors import Conflict, InvalidInput, NotFound
+from app.builds import linstor_snapshot
+from app.errors import Conflict, NotFound
 from app.identity import VolumeKey, VolumeRecord
-from app.linstor import LinstorExists, LinstorNotFound
-from app.linstor.models import ResourceGroupCreate, Snapshot
+from app.linstor.models import Snapshot
 from app.naming import random_linstor_name, validate_snapshot_name
 from app.upstream import upstream
-from app.volumes import CreateSpec, VolumeService, check_copy_types, copy_content, make_key, source_key
+from app.volumes import VolumeService
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +59,7 @@ class SnapshotService:
         return SnapshotView(name, await self._linstor_snapshot(record, name))
 
     async def _linstor_snapshot(self, record: VolumeRecord, name: str) -> Snapshot:
-        linstor_name = self._mapped(record, name)
-        with upstream("read snapshot"):
-            try:
-                return await self.client.get_snapshot(record.rd_name, linstor_name)
-            except LinstorNotFound as exc:
-                raise NotFound(
-                    "snapshot_not_found", f"Snapshot {name!r} of {record.key.name!r} is gone from LINSTOR"
-                ) from exc
+        return await linstor_snapshot(self.client, record, name)
 
     def _mapped(self, record: VolumeRecord, name: str) -> str:
         try:
@@ -183,76 +176,3 @@ class SnapshotService:
             with upstream("restore snapshot"):
                 await self.client.rollback_snapshot(record.rd_name, target.name)
             return deleted
-
-    # ---- new volume from a snapshot --------------------------------------------------------------------
-
-    async def create_from_snapshot(self, pool: str, spec: CreateSpec) -> VolumeRecord:
-        """A new volume from a snapshot: create the RD, restore volume definitions and resources.
-
-        LINSTOR's restore copies the snapshot's RD props (the parent's identity and snapshot keys) over the
-        new RD (linstor-rest-api.md §6.4). The restore therefore happens in the staging resource group, and
-        one property update then rewrites the identity, drops the inherited snapshot keys and moves the RD
-        into the pool: no lookup of the parent in its pool ever sees two matches, not even mid-restore, and
-        a crash mid-way leaves the orphan outside every pool.
-        """
-        assert spec.source is not None
-        assert spec.source.snapshot is not None
-        source = spec.source
-        key = make_key(pool, spec.project, spec.type, spec.name)
-        if spec.size_bytes is not None:
-            raise InvalidInput(
-                "invalid_size", "size cannot be set on a copy: the copy has the snapshot's size"
-            )
-        check_copy_types(spec.type, source.type)
-        async with self.volumes.locks.hold(key):
-            group = await self.volumes.require_pool(pool)
-            key = replace(key, pool=group.name)
-            parent = await self.volumes.get_source(source_key(key, source))
-            assert source.snapshot is not None
-            snap = await self._linstor_snapshot(parent, source.snapshot)
-            content = copy_content(spec, parent.content_type)
-            await self.volumes.require_free(key)
-            await self._ensure_staging_group()
-            rd = random_linstor_name(self.settings.volume_prefix)
-            staging = self.settings.staging_resource_group
-            identity = self.volumes.codec.identity_props(key, content, spec.description)
-            sizes = tuple(
-                vd.size_kib for vd in sorted(snap.volume_definitions, key=lambda v: v.volume_number)
-            )
-            record = VolumeRecord(
-                key=key,
-                rd_name=rd,
-                content_type=content,
-                description=spec.description,
-                volume_sizes_kib=sizes,
-            )
-            async with self.volumes.undo_on_error(rd):
-                with upstream("restore snapshot into a new volume"):
-                    await self.client.create_resource_definition(rd, resource_group=staging)
-                    await self.client.restore_volume_definitions(parent.rd_name, snap.name, rd)
-                    await self.client.restore_resources(parent.rd_name, snap.name, rd)
-                    await self.client.modify_resource_definition(
-                        rd,
-                        override_props=identity,
-                        delete_props=[] if spec.description else [self.keys.description],
-                        delete_namespaces=self.keys.snapshot_namespaces,
-                        resource_group=group.name,
-                    )
-                await self.volumes.settle(record)
-            await self.volumes.resolver.written(record)
-            return record
-
-    async def _ensure_staging_group(self) -> None:
-        name = self.settings.staging_resource_group
-        with upstream("prepare staging resource group"):
-            try:
-                await self.client.get_resource_group(name)
-                return
-            except LinstorNotFound:
-                pass
-            try:
-                await self.client.create_resource_group(
-                    ResourceGroupCreate(name=name, description="linstor-names: snapshot restores in progress")
-                )
-            except LinstorExists:
-                pass  # another replica created it meanwhile

@@ -9,64 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-from app.errors import Conflict, InvalidInput, NotFound, UpstreamError
-from app.identity import ContentType, VolumeKey, VolumeRecord, VolumeType
+from app.builds import Build, CloneOf, NewVolume, RestoreOf
+from app.errors import Conflict, InvalidInput, NotFound
+from app.identity import VolumeKey, VolumeRecord, VolumeType
 from app.linstor import LinstorClient, LinstorNotFound
-from app.linstor.client import spawned_without_resources
-from app.linstor.models import CloneRequest, ResourceGroup
+from app.linstor.models import ResourceGroup
 from app.locks import KeyedLocks
-from app.naming import (
-    ALLOWED_CONTENT,
-    DEFAULT_PROJECT,
-    LINSTOR_NAME_RE,
-    random_linstor_name,
-    round_size_kib,
-    validate_project,
-    validate_volume_name,
-)
+from app.naming import LINSTOR_NAME_RE, random_linstor_name, validate_project
 from app.resolver import CacheInfo, Resolver, same_pool
 from app.settings import Settings
+from app.specs import CreateSpec, SourceSpec, make_key, source_key
 from app.upstream import upstream
 
+__all__ = ["CreateSpec", "SourceSpec", "VolumeService", "make_key", "source_key"]
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    """Where a copy comes from: a volume, or one of its snapshots."""
-
-    type: VolumeType
-    name: str
-    project: str | None = None
-    pool: str | None = None
-    snapshot: str | None = None
-
-
-@dataclass(frozen=True)
-class CreateSpec:
-    """A create or copy request, as the API received it."""
-
-    name: str
-    type: VolumeType
-    content_type: ContentType | None = None
-    project: str = DEFAULT_PROJECT
-    size_bytes: int | None = None
-    description: str | None = None
-    source: SourceSpec | None = None
-
-
-def make_key(pool: str, project: str, vtype: VolumeType, name: str) -> VolumeKey:
-    """A validated volume identity."""
-    validate_project(project)
-    validate_volume_name(vtype, name)
-    if vtype is VolumeType.IMAGE and project != DEFAULT_PROJECT:
-        raise InvalidInput(
-            "invalid_project", "Image volumes always belong to project 'default' (as in Incus)"
-        )
-    return VolumeKey(pool=pool, project=project, type=vtype, name=name)
 
 
 class VolumeService:
@@ -142,99 +101,45 @@ class VolumeService:
         await self.require_pool(pool)
         return await self.resolver.list_volumes(pool, project=project, vtype=vtype, fresh=fresh)
 
-    # ---- create and copy -------------------------------------------------------------------------------
+    # ---- create and copy: the one provisioning path -------------------------------------------------------
 
     async def create(self, pool: str, spec: CreateSpec) -> VolumeRecord:
-        """Create a volume, or copy one when `spec.source` is set."""
+        """Create a volume, or copy one (`spec.source`), or make one from a snapshot (`source.snapshot`)."""
         key = make_key(pool, spec.project, spec.type, spec.name)
-        if spec.source is not None:
-            return await self._copy(key, spec, spec.source)
-        if spec.size_bytes is None or spec.size_bytes <= 0:
-            raise InvalidInput("invalid_size", "A positive size is required to create a volume")
-        content = spec.content_type or _default_content(spec.type)
-        _check_content(spec.type, content)
-        sizes = [round_size_kib(spec.size_bytes)]
-        if spec.type is VolumeType.VIRTUAL_MACHINE:
-            sizes.append(round_size_kib(self.settings.vm_filesystem_size))  # volume 1: the filesystem part
-        props = self.codec.volume_props(key, content, spec.description)
-        async with self.locks.hold(key):
-            group = await self.require_pool(pool)
-            key = replace(key, pool=group.name)
-            await self.require_free(key)
-            rd = random_linstor_name(self.settings.volume_prefix)
-            record = VolumeRecord(
-                key=key,
-                rd_name=rd,
-                content_type=content,
-                description=spec.description,
-                volume_sizes_kib=tuple(sizes),
-            )
-            async with self.undo_on_error(rd):
-                with upstream("create volume"):
-                    rcs = await self.client.spawn(group.name, rd, sizes, props=props)
-                    if spawned_without_resources(rcs):
-                        await self.client.autoplace(rd)
-                await self.settle(record)
-            await self.resolver.written(record)
-            return record
+        return await self.provision(key, self.build_for(spec))
 
-    async def _copy(self, key: VolumeKey, spec: CreateSpec, source: SourceSpec) -> VolumeRecord:
-        if spec.size_bytes is not None:
-            raise InvalidInput("invalid_size", "size cannot be set on a copy: the copy has the source's size")
-        src_key = source_key(key, source)
-        check_copy_types(spec.type, source.type)
+    def build_for(self, spec: CreateSpec) -> Build:
+        """The build step a request asks for (it checks what it can before any lock is taken)."""
+        if spec.source is None:
+            return NewVolume(spec, self.client, self.codec, self.settings)
+        if spec.source.snapshot is None:
+            return CloneOf(spec, spec.source, self)
+        return RestoreOf(spec, spec.source, self)
+
+    async def provision(self, key: VolumeKey, build: Build) -> VolumeRecord:
+        """Make exactly one resource definition for `key`, or none: the invariant every create shares.
+
+        Under the key's lock: the pool, the build's plan, the free check, a random name and the record; then
+        the build makes the RD and `settle` checks that no other writer made the same identity meanwhile,
+        both inside the undo, so any failure removes what was made; then the cache learns the new volume.
+        """
         async with self.locks.hold(key):
             group = await self.require_pool(key.pool)
             key = replace(key, pool=group.name)
-            src = await self.get_source(src_key)
-            content = copy_content(spec, src.content_type)
+            draft = await build.plan(key)
             await self.require_free(key)
-            rd = random_linstor_name(self.settings.volume_prefix)
-            # The clone copies every source prop (DRBD options included); the new identity replaces it in
-            # the clone's own transaction and the source's snapshot mappings are dropped, so no moment exists
-            # in which two RDs carry one identity (lxc/incus#2314; linstor-rest-api.md §2.8). Only the Aux
-            # identity goes in the request: linstor-server refuses a clone whose override_props set
-            # DrbdOptions/ExactSize=true (CtrlRscDfnApiCallHandler's clone "ExactSize check").
-            props = self.codec.identity_props(key, content, spec.description)
-            request = CloneRequest(
-                name=rd,
-                resource_group=group.name,
-                override_props=props,
-                delete_props=[] if spec.description else [self.codec.keys.description],
-                delete_namespaces=self.codec.keys.snapshot_namespaces,
-            )
             record = VolumeRecord(
                 key=key,
-                rd_name=rd,
-                content_type=content,
-                description=spec.description,
-                volume_sizes_kib=src.volume_sizes_kib,
+                rd_name=random_linstor_name(self.settings.volume_prefix),
+                content_type=draft.content_type,
+                description=draft.description,
+                volume_sizes_kib=draft.sizes_kib,
             )
-            async with self.undo_on_error(rd):
-                with upstream("copy volume"):
-                    await self.client.clone(src.rd_name, request)
-                await self._wait_clone(src.rd_name, rd)
+            async with self.undo_on_error(record.rd_name):
+                await build.make(record, group.name)
                 await self.settle(record)
             await self.resolver.written(record)
             return record
-
-    async def _wait_clone(self, source_rd: str, clone_rd: str) -> None:
-        """Poll the clone until COMPLETE; FAILED or the deadline is an error (Incus has no deadline)."""
-        deadline = time.monotonic() + self.settings.clone_timeout
-        while True:
-            with upstream("wait for clone"):
-                status = (await self.client.clone_status(source_rd, clone_rd)).status
-            if status == "COMPLETE":
-                return
-            if status == "FAILED":
-                raise UpstreamError("clone_failed", f"LINSTOR failed to clone {source_rd} into {clone_rd}")
-            if time.monotonic() >= deadline:
-                raise UpstreamError(
-                    "clone_timeout",
-                    f"clone of {source_rd} not complete after {self.settings.clone_timeout:g}s",
-                    status=504,
-                )
-            await asyncio.sleep(self.settings.clone_poll_interval)
 
     async def require_free(self, key: VolumeKey) -> None:
         """409 volume_exists when `key` is taken."""
@@ -316,36 +221,3 @@ class _Undo:
     ) -> None:
         if exc is not None:
             await self.service.discard(self.rd)
-
-
-def _default_content(vtype: VolumeType) -> ContentType:
-    return ContentType.BLOCK if vtype is VolumeType.VIRTUAL_MACHINE else ContentType.FILESYSTEM
-
-
-def _check_content(vtype: VolumeType, content: ContentType) -> None:
-    if content not in ALLOWED_CONTENT[vtype]:
-        allowed = ", ".join(sorted(c.value for c in ALLOWED_CONTENT[vtype]))
-        raise InvalidInput(
-            "invalid_content_type", f"{vtype.value} volumes have content type {allowed}, not {content.value}"
-        )
-
-
-def source_key(target: VolumeKey, source: SourceSpec) -> VolumeKey:
-    """The source's identity; pool and project default to the target's."""
-    return make_key(source.pool or target.pool, source.project or target.project, source.type, source.name)
-
-
-def check_copy_types(target: VolumeType, source: VolumeType) -> None:
-    """Copies keep their type, except that instances are made from images (Incus's optimized images)."""
-    if not (source is target or source is VolumeType.IMAGE):
-        raise InvalidInput(
-            "invalid_source", f"a {target.value} volume cannot be copied from a {source.value} volume"
-        )
-
-
-def copy_content(spec: CreateSpec, source: ContentType) -> ContentType:
-    """A copy has its source's content type; it must fit the new volume's type."""
-    if spec.content_type is not None and spec.content_type is not source:
-        raise InvalidInput("invalid_content_type", f"the source's content type is {source.value}")
-    _check_content(spec.type, source)
-    return source

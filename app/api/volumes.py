@@ -39,11 +39,7 @@ async def create_volume(pool: str, body: VolumeCreate, svc: ServicesDep, respons
         if source
         else None,
     )
-    record = await (
-        svc.snapshots.create_from_snapshot(pool, spec)
-        if source and source.snapshot
-        else svc.volumes.create(pool, spec)
-    )
+    record = await svc.volumes.create(pool, spec)
     response.headers["Location"] = volume_path(record)
     return Volume.of(record)
 
