@@ -8,11 +8,16 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
 from pydantic import ValidationError
 
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.cache.store import CacheStore
+    from app.cache.sync import SyncResult
 
 
 def _settings(env_file: str | None) -> Settings:
@@ -88,6 +93,7 @@ def _dev(args: argparse.Namespace) -> None:
 
 def _cache(args: argparse.Namespace) -> None:
     from app.cache.store import CacheStore
+    from app.errors import ServiceError
 
     settings = _settings(args.env_file)
     if not settings.cache_enabled:
@@ -101,27 +107,29 @@ def _cache(args: argparse.Namespace) -> None:
         print(f"cache schema at head: {settings.cache_url}")
         asyncio.run(store.close())
         return
-    asyncio.run(_rebuild(settings, store))
+    try:
+        result = asyncio.run(_rebuild(settings, store))
+    except ServiceError as exc:  # LINSTOR down: one line for the operator, not a traceback
+        sys.exit(f"linstor-names: {exc.detail}; the cache was left as it was")
+    print(f"cache rebuilt from LINSTOR: {result.volumes} volumes in {result.duration:.2f}s")
 
 
-async def _rebuild(settings: Settings, store: object) -> None:
-    from app.cache.store import CacheStore
-    from app.cache.sync import full_sync
-    from app.linstor import LinstorClient
+async def _rebuild(settings: Settings, store: CacheStore) -> SyncResult:
+    from app.cache_service import CacheService
     from app.linstor.config import ConnectionConfig
+    from app.main import linstor_client
     from app.naming import Codec
     from app.resolver import Resolver
 
-    assert isinstance(store, CacheStore)
-    await asyncio.to_thread(store.upgrade)
-    async with LinstorClient(ConnectionConfig.from_env(os.environ)) as client:
-        resolver = Resolver(
-            client, Codec(settings.volume_prefix, settings.property_namespace), store, settings.cache_mode
-        )
-        await store.clear()
-        result = await full_sync(store, client, namespace=settings.property_namespace, decode=resolver.decode)
-    await store.close()
-    print(f"cache rebuilt from LINSTOR: {result.volumes} volumes in {result.duration:.2f}s")
+    try:
+        await asyncio.to_thread(store.upgrade)
+        # the service's timeouts and retries: a listing that the service can take, the CLI can take too
+        async with linstor_client(settings, ConnectionConfig.from_env(os.environ)) as client:
+            codec = Codec(settings.volume_prefix, settings.property_namespace)
+            resolver = Resolver(client, codec, store, settings.cache_mode)
+            return await CacheService(store, client, resolver, settings).rebuild()
+    finally:
+        await store.close()
 
 
 def _openapi(args: argparse.Namespace) -> None:

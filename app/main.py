@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import httpx
 from fastapi import FastAPI
@@ -19,7 +17,7 @@ from app import __version__
 from app.api import cache as cache_routes
 from app.api import errors, misc, snapshots, volumes
 from app.cache.store import CacheStore
-from app.cache.sync import full_sync
+from app.cache_service import CacheService
 from app.linstor import LinstorClient, LinstorError
 from app.linstor.client import Timeouts
 from app.linstor.config import ConnectionConfig
@@ -28,8 +26,6 @@ from app.resolver import Resolver
 from app.settings import Settings
 from app.snapshots import SnapshotService
 from app.volumes import VolumeService
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -41,8 +37,8 @@ class Services:
     resolver: Resolver
     volumes: VolumeService
     snapshots: SnapshotService
+    cache_service: CacheService
     cache: CacheStore | None
-    sync_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def readiness(self) -> dict[str, str]:
         """One check per dependency: "ok" or the reason it is not."""
@@ -60,31 +56,22 @@ class Services:
                 checks["cache"] = f"unavailable: {exc}"
         return checks
 
-    async def resync(self, *, rebuild: bool = False) -> Any:
-        """A full sync of the cache from LINSTOR (`rebuild` first empties it)."""
-        if self.cache is None:
-            return None
-        async with self.sync_lock:
-            if rebuild:
-                await self.cache.clear()
-            result = await full_sync(
-                self.cache,
-                self.client,
-                namespace=self.settings.property_namespace,
-                decode=self.resolver.decode,
-            )
-            self.resolver.counters.last_sync = result.finished_at
-            return result
 
-
-async def _resync_forever(services: Services) -> None:
-    interval = services.settings.cache_resync_interval
-    while True:
-        try:
-            await services.resync()
-        except Exception:  # LINSTOR down or DB trouble: keep serving, try again next interval
-            log.exception("cache resync failed; retrying in %ss", interval)
-        await asyncio.sleep(interval)
+def linstor_client(
+    settings: Settings, connection: ConnectionConfig, *, transport: httpx.AsyncBaseTransport | None = None
+) -> LinstorClient:
+    """The LINSTOR client with the timeouts, retries and connection cap of `settings`."""
+    return LinstorClient(
+        connection,
+        timeouts=Timeouts(
+            connect=settings.linstor_connect_timeout,
+            read=settings.linstor_read_timeout,
+            write=settings.linstor_write_timeout,
+        ),
+        retries=settings.linstor_retries,
+        max_connections=settings.linstor_max_connections,
+        transport=transport,
+    )
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -103,17 +90,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = LinstorClient(
-            connection,
-            timeouts=Timeouts(
-                connect=settings.linstor_connect_timeout,
-                read=settings.linstor_read_timeout,
-                write=settings.linstor_write_timeout,
-            ),
-            retries=settings.linstor_retries,
-            max_connections=settings.linstor_max_connections,
-            transport=transport,
-        )
+        client = linstor_client(settings, connection, transport=transport)
         cache: CacheStore | None = None
         if settings.cache_enabled:
             cache = CacheStore.open(settings.cache_url)
@@ -128,10 +105,12 @@ def create_app(
             resolver=resolver,
             volumes=volume_service,
             snapshots=SnapshotService(volume_service),
+            cache_service=CacheService(cache, client, resolver, settings),
             cache=cache,
         )
         app.state.services = services
-        task = asyncio.create_task(_resync_forever(services)) if cache is not None else None
+        # the start-up sync runs in the background: the service answers from LINSTOR until it is done
+        task = asyncio.create_task(services.cache_service.keep_synced()) if cache is not None else None
         try:
             yield
         finally:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -59,6 +61,43 @@ def test_cache_migrate_and_rebuild(
     asyncio.run(arrange())
     main(["cache", "rebuild"])
     assert "cache rebuilt from LINSTOR: 1 volumes" in capsys.readouterr().out
+
+
+def test_cache_rebuild_with_linstor_down_says_so_in_one_line_and_keeps_the_cache(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    db = tmp_path / "c.db"
+    env = {**os.environ, "LINSTOR_NAMES_CACHE_URL": f"sqlite:///{db}", "LS_CONTROLLERS": emulator.url}
+    env["LINSTOR_NAMES_LINSTOR_RETRIES"] = "0"  # the failure at once, and no retry lines around it
+
+    async def arrange() -> None:
+        async with LinstorClient(ConnectionConfig(urls=(emulator.url,))) as client:
+            await client.create_resource_group(ResourceGroupCreate(name="pool1"))
+            await client.create_resource_definition(
+                "incus-volume-0123456789abcdef0123456789abcdef",
+                resource_group="pool1",
+                props={
+                    "Aux/Incus/name": "incus-volume-c1",
+                    "Aux/Incus/type": "containers",
+                    "Aux/Incus/content-type": "filesystem",
+                },
+            )
+
+    asyncio.run(arrange())
+    rebuild = [EXE, "cache", "rebuild"]
+    assert subprocess.run(rebuild, env=env, capture_output=True, check=False).returncode == 0
+    emulator.state.add_fault(action="error", method="GET", path=r"^/v1/resource-definitions")
+    try:
+        failed = subprocess.run(rebuild, env=env, capture_output=True, text=True, check=False)
+    finally:
+        emulator.state.clear_faults()
+    assert failed.returncode == 1
+    assert failed.stderr == (
+        "linstor-names: cache rebuild: LINSTOR is unavailable; the cache was left as it was\n"
+    )
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM volumes").fetchone()[0] == 1
+    conn.close()
 
 
 def test_cache_commands_refuse_without_a_cache(monkeypatch: pytest.MonkeyPatch) -> None:

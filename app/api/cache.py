@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime
-
 from fastapi import APIRouter
 
 from app.api.common import problems
 from app.api.deps import ServicesDep
 from app.api.schemas import CacheReport, RebuildReport
-from app.errors import Conflict
+from app.cache_service import CacheSummary
 
 router = APIRouter(prefix="/v1/cache", tags=["cache"])
 
@@ -18,30 +15,26 @@ router = APIRouter(prefix="/v1/cache", tags=["cache"])
 @router.get("")
 async def cache_report(svc: ServicesDep) -> CacheReport:
     """Size, last sync time and age, hit and miss counts of this replica."""
-    counters = svc.resolver.counters
-    report = CacheReport(
-        enabled=svc.cache is not None,
-        mode=svc.settings.cache_mode.value if svc.cache is not None else "off",
-        resync_interval_seconds=svc.settings.cache_resync_interval,
-        hits=counters.hits,
-        misses=counters.misses,
-    )
-    if svc.cache is not None:
-        stats = await svc.cache.stats()
-        report.backend = svc.cache.dialect
-        report.volumes, report.snapshots = stats.volumes, stats.snapshots
-        if stats.last_sync is not None:
-            report.last_sync = datetime.fromtimestamp(stats.last_sync, tz=UTC)
-            report.age_seconds = max(0.0, time.time() - stats.last_sync)
-    return report
+    return _report(await svc.cache_service.report())
 
 
-@router.post("/rebuild", responses=problems(409))
+@router.post("/rebuild", responses=problems(409, 502))
 async def rebuild_cache(svc: ServicesDep) -> RebuildReport:
-    """Empty the cache and fill it again from LINSTOR alone."""
-    if svc.cache is None:
-        raise Conflict(
-            "cache_disabled", "This service runs without a cache (LINSTOR_NAMES_CACHE_URL=none or mode off)"
-        )
-    result = await svc.resync(rebuild=True)
+    """Fill the cache again from LINSTOR alone; when LINSTOR fails, the cache is left as it was."""
+    result = await svc.cache_service.rebuild()
     return RebuildReport(volumes=result.volumes, duration_seconds=result.duration)
+
+
+def _report(summary: CacheSummary) -> CacheReport:
+    return CacheReport(
+        enabled=summary.enabled,
+        mode=summary.mode.value,
+        backend=summary.backend,
+        volumes=summary.volumes,
+        snapshots=summary.snapshots,
+        last_sync=summary.last_sync,
+        age_seconds=summary.age_seconds,
+        resync_interval_seconds=summary.resync_interval,
+        hits=summary.hits,
+        misses=summary.misses,
+    )

@@ -24,7 +24,7 @@ from sqlalchemy.pool import PoolProxiedConnection
 from app.cache import migrate, queries, replace
 from app.cache.engine import WRITE_OPTION, create_cache_engine
 from app.cache.queries import CachedVolume
-from app.cache.tables import name_key, snapshots, sync_state, volumes
+from app.cache.tables import name_key, snapshots, sync_state, tombstones, volumes
 from app.identity import VolumeKey, VolumeRecord, VolumeType
 
 T = TypeVar("T")
@@ -178,11 +178,18 @@ class CacheStore:
         await self._run(self._write, lambda conn, now: queries.bury(conn, [name_key(rd_name)], now))
 
     async def replace_all(
-        self, records: Iterable[VolumeRecord], *, started_at: float, pools: Collection[str] | None = None
+        self,
+        records: Iterable[VolumeRecord],
+        *,
+        started_at: float,
+        pools: Collection[str] | None = None,
+        rebuild: bool = False,
     ) -> replace.ReplaceResult:
         """Make the cache match a LINSTOR listing taken after `started_at` (rules: app/cache/replace.py)."""
 
         def apply(conn: sa.Connection, now: float) -> replace.ReplaceResult:
+            if rebuild:  # in the same transaction: a failed listing never got here, a failed write rolls back
+                _distrust_the_future(conn, now, started_at)
             return replace.replace_all(
                 conn, now, records, started_at=started_at, pools=pools, retention=self._retention
             )
@@ -194,7 +201,7 @@ class CacheStore:
         return result
 
     async def clear(self) -> None:
-        """Empty the cache before a rebuild; tombstones stay, they guard against other replicas' syncs."""
+        """Empty the cache (a rebuild need not: replace_all(rebuild=True)); tombstones stay."""
 
         def apply(conn: sa.Connection, _now: float) -> None:
             conn.execute(snapshots.delete())
@@ -268,3 +275,14 @@ class CacheStore:
                         conn.execute(sa.text(queries.LOCK_AND_CLOCK_SQL), {"lock": WRITE_LOCK}).scalar_one()
                     )
                 return fn(conn, now)
+
+
+def _distrust_the_future(conn: sa.Connection, now: float, started_at: float) -> None:
+    """Restamp as of `started_at` the rows, tombstones and last sync time stamped after `now`."""
+    # Writers are serialized and stamp with their own transaction's clock, so a stamp after `now` was
+    # written before the clock stepped back (an NTP step, a VM restored from a snapshot), not by a newer
+    # writer. replace.py keeps such rows against any listing; a rebuild is how an operator replaces them.
+    conn.execute(volumes.update().where(volumes.c.updated_at > now).values(updated_at=started_at))
+    conn.execute(tombstones.update().where(tombstones.c.deleted_at > now).values(deleted_at=started_at))
+    # mark_synced never moves the time back: a last sync in the future would hide every later one
+    conn.execute(sync_state.update().where(sync_state.c.last_full_sync > now).values(last_full_sync=None))

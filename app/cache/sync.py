@@ -13,6 +13,7 @@ from app.cache.replace import ReplaceResult
 from app.cache.store import CacheStore
 from app.identity import VolumeRecord
 from app.linstor.models import ResourceDefinition
+from app.naming import PropertyKeys
 
 log = logging.getLogger(__name__)
 
@@ -45,20 +46,24 @@ class SyncResult:
 
 
 async def full_sync(
-    store: CacheStore, client: ResourceDefinitionLister, *, namespace: str, decode: Decoder
+    store: CacheStore,
+    client: ResourceDefinitionLister,
+    *,
+    keys: PropertyKeys,
+    decode: Decoder,
+    rebuild: bool = False,
 ) -> SyncResult:
-    """List the namespace's RDs once, decode them, and make the cache match (see app/cache/replace.py)."""
+    """List the namespace's RDs once, decode them, then make the cache match in one write (replace.py)."""
     started = time.monotonic()
     # the cache's clock, not ours: replicas sharing PostgreSQL compare stamps from one clock
     started_at = await store.clock()
-    rds = await client.list_resource_definitions(
-        props=[f"Aux/{namespace}/name"], with_volume_definitions=True
-    )
+    # nothing is written before the listing is decoded: when LINSTOR fails, the cache stays as it was
+    rds = await client.list_resource_definitions(props=[keys.name], with_volume_definitions=True)
     if len(rds) <= INLINE_DECODE_LIMIT:
         records = _decode_all(rds, decode)
     else:
         records = await asyncio.to_thread(_decode_all, rds, decode)
-    result: ReplaceResult = await store.replace_all(records, started_at=started_at)
+    result: ReplaceResult = await store.replace_all(records, started_at=started_at, rebuild=rebuild)
     await store.mark_synced(started_at)
     duration = time.monotonic() - started
     log.info(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -128,6 +129,33 @@ async def test_cache_is_rebuilt_from_linstor_alone(
         assert rebuilt.status_code == 200
         assert rebuilt.json()["volumes"] == 1
     _ = emulator
+
+
+def count_rows(db: Path) -> tuple[int, int]:
+    """Volume and snapshot rows of a SQLite cache, read past the service."""
+    with sqlite3.connect(db) as conn:
+        volumes = conn.execute("SELECT count(*) FROM volumes").fetchone()[0]
+        snapshots = conn.execute("SELECT count(*) FROM snapshots").fetchone()[0]
+    conn.close()
+    return volumes, snapshots
+
+
+async def test_a_rebuild_with_linstor_down_is_503_and_keeps_the_cache(
+    service: ServiceFactory, emulator: Emulator, tmp_path: Path
+) -> None:
+    async with service() as api:
+        await create(api, name="c1", type="container")
+        await api.post(f"/v1/pools/{POOL}/volumes/container/c1/snapshots", json={"name": "s0"})
+        assert (await api.post("/v1/cache/rebuild")).status_code == 200
+        before = (await api.get("/v1/cache")).json()
+        assert count_rows(tmp_path / "cache.db") == (1, 1)
+        emulator.state.add_fault(action="error", method="GET", path=r"^/v1/resource-definitions")
+        try:
+            assert_problem(await api.post("/v1/cache/rebuild"), 503, "linstor_unavailable")
+        finally:
+            emulator.state.clear_faults()
+        assert count_rows(tmp_path / "cache.db") == (1, 1)
+        assert (await api.get("/v1/cache")).json()["last_sync"] == before["last_sync"]
 
 
 @pytest.mark.postgres

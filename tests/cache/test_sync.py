@@ -7,8 +7,10 @@ from app.cache.sync import ResourceDefinitionLister, full_sync
 from app.identity import ContentType, VolumeKey, VolumeRecord, VolumeType
 from app.linstor import LinstorClient
 from app.linstor.models import ResourceDefinition, VolumeDefinition
+from app.naming import PropertyKeys
 
 NS = "Incus"
+KEYS = PropertyKeys(NS)
 
 
 def rd(
@@ -65,7 +67,7 @@ async def test_full_sync_fills_and_follows_linstor(store: CacheStore) -> None:
     linstor = FakeLinstor(
         [rd("rd1", "v1", snapshots={"s0": "snap-rd1"}), rd("rd2", "v2", group="pool2"), rd("x", None)]
     )
-    result = await full_sync(store, linstor, namespace=NS, decode=decode)
+    result = await full_sync(store, linstor, keys=KEYS, decode=decode)
     assert linstor.calls == [([f"Aux/{NS}/name"], True)]  # one listing, filtered to the namespace
     assert (result.resource_definitions, result.volumes, result.written, result.deleted) == (3, 2, 2, 0)
     assert result.duration >= 0
@@ -76,7 +78,7 @@ async def test_full_sync_fills_and_follows_linstor(store: CacheStore) -> None:
 
     # an operator deleted rd1 and created rd3 with the linstor CLI
     linstor.rds = [rd("rd2", "v2", group="pool2"), rd("rd3", "v3")]
-    again = await full_sync(store, linstor, namespace=NS, decode=decode)
+    again = await full_sync(store, linstor, keys=KEYS, decode=decode)
     assert (again.written, again.deleted) == (1, 1)
     assert await store.by_rd("rd1") is None
     assert await store.by_snapshot("snap-rd1") is None
@@ -86,7 +88,7 @@ async def test_full_sync_fills_and_follows_linstor(store: CacheStore) -> None:
 
 async def test_full_sync_of_many(store: CacheStore) -> None:
     linstor = FakeLinstor([rd(f"rd{i}", f"v{i}") for i in range(1000)])  # decoded in a thread
-    result = await full_sync(store, linstor, namespace=NS, decode=decode)
+    result = await full_sync(store, linstor, keys=KEYS, decode=decode)
     assert result.volumes == 1000
     assert len(await store.list("pool1")) == 1000
 

@@ -9,7 +9,7 @@ from app.cache.sync import full_sync
 from app.linstor import LinstorClient
 from app.linstor.config import ConnectionConfig
 from app.linstor.models import AutoSelectFilter, ResourceGroupCreate
-from tests.cache.test_sync import NS, decode
+from tests.cache.test_sync import KEYS, NS, decode
 
 
 class RunningEmulator(Protocol):
@@ -28,7 +28,7 @@ async def test_full_sync_from_the_emulator(store: CacheStore, emulator: RunningE
         other = {"Aux/Other/name": "x"}
         await client.spawn("pool1", "not-a-volume", [1024], props=other, definitions_only=True)
 
-        result = await full_sync(store, client, namespace=NS, decode=decode)
+        result = await full_sync(store, client, keys=KEYS, decode=decode)
 
     assert (result.resource_definitions, result.volumes) == (1, 1)  # the props filter left the other out
     hit = await store.by_snapshot("INCUS-SNAPSHOT-ABC")

@@ -1,0 +1,141 @@
+"""The lookup cache as the domain sees it: its report, the periodic resync and the rebuild."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from app.cache.store import CacheStore
+from app.cache.sync import ResourceDefinitionLister, SyncResult, full_sync
+from app.errors import Conflict, ServiceError
+from app.identity import VolumeRecord
+from app.linstor.models import ResourceDefinition
+from app.naming import Codec
+from app.resolver import CacheCounters
+from app.settings import CacheMode, Settings
+from app.upstream import upstream
+
+log = logging.getLogger(__name__)
+
+
+class VolumeDecoder(Protocol):
+    """What the cache service needs of the resolver (app/resolver.py)."""
+
+    @property
+    def codec(self) -> Codec:
+        """The Aux-properties codec: its keys filter the listing."""
+        ...
+
+    @property
+    def counters(self) -> CacheCounters:
+        """Hits, misses and the last sync of this process."""
+        ...
+
+    def decode(self, rd: ResourceDefinition) -> VolumeRecord | None:
+        """The volume a resource definition holds, if any."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSummary:
+    """The state of this replica's cache: size, last full sync, hits and misses."""
+
+    enabled: bool
+    mode: CacheMode  # OFF when no cache is configured
+    backend: str | None
+    volumes: int
+    snapshots: int
+    last_sync: datetime | None
+    age_seconds: float | None
+    resync_interval: float
+    hits: int
+    misses: int
+
+
+class CacheService:
+    """Reports on the cache and fills it from LINSTOR; LINSTOR errors come out as ServiceErrors."""
+
+    def __init__(
+        self,
+        store: CacheStore | None,
+        linstor: ResourceDefinitionLister,
+        resolver: VolumeDecoder,
+        settings: Settings,
+    ) -> None:
+        self._store = store
+        self._linstor = linstor
+        self._resolver = resolver
+        self._settings = settings
+        # one sync at a time per process: a rebuild asked for during a periodic resync waits for it
+        self._lock = asyncio.Lock()
+
+    async def report(self) -> CacheSummary:
+        """Size, last sync time and age, hit and miss counts of this replica."""
+        counters = self._resolver.counters
+        volumes = snapshots = 0
+        last_sync: datetime | None = None
+        age: float | None = None
+        if self._store is not None:
+            stats = await self._store.stats()
+            volumes, snapshots = stats.volumes, stats.snapshots
+            if stats.last_sync is not None:
+                last_sync = datetime.fromtimestamp(stats.last_sync, tz=UTC)
+                # another host's clock may run ahead of ours: an age is never negative
+                age = max(0.0, time.time() - stats.last_sync)
+        return CacheSummary(
+            enabled=self._store is not None,
+            mode=self._settings.cache_mode if self._store is not None else CacheMode.OFF,
+            backend=self._store.dialect if self._store is not None else None,
+            volumes=volumes,
+            snapshots=snapshots,
+            last_sync=last_sync,
+            age_seconds=age,
+            resync_interval=self._settings.cache_resync_interval,
+            hits=counters.hits,
+            misses=counters.misses,
+        )
+
+    async def resync(self) -> SyncResult | None:
+        """Make the cache match LINSTOR, keeping writes newer than the listing; None without a cache."""
+        if self._store is None:
+            return None
+        return await self._sync(self._store, rebuild=False)
+
+    async def rebuild(self) -> SyncResult:
+        """Fill the cache from LINSTOR alone; when the listing fails, the cache is left as it was."""
+        if self._store is None:
+            raise Conflict(
+                "cache_disabled",
+                "This service runs without a cache (LINSTOR_NAMES_CACHE_URL=none or mode off)",
+            )
+        return await self._sync(self._store, rebuild=True)
+
+    async def keep_synced(self) -> None:
+        """Resync now and then every resync interval until cancelled; a failed resync is retried."""
+        interval = self._settings.cache_resync_interval
+        while True:
+            try:
+                await self.resync()
+            except ServiceError as exc:  # LINSTOR down: serve what the cache holds, try again later
+                log.warning("cache resync failed: %s; retrying in %ss", exc.detail, interval)
+            except Exception:  # database trouble: keep serving, try again next interval
+                log.exception("cache resync failed; retrying in %ss", interval)
+            await asyncio.sleep(interval)
+
+    async def _sync(self, store: CacheStore, *, rebuild: bool) -> SyncResult:
+        action = "cache rebuild" if rebuild else "cache resync"
+        async with self._lock:
+            with upstream(action):
+                result = await full_sync(
+                    store,
+                    self._linstor,
+                    keys=self._resolver.codec.keys,
+                    decode=self._resolver.decode,
+                    rebuild=rebuild,
+                )
+            self._resolver.counters.last_sync = result.finished_at
+            return result
