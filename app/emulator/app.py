@@ -16,13 +16,18 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from app.emulator import attach_ops as attach
+from app.emulator import clone_ops as clone
 from app.emulator import jackson, rc, schemas
 from app.emulator import node_ops as node
+from app.emulator import place_ops as place
 from app.emulator import pool_ops as pool
 from app.emulator import rd_ops as rd
+from app.emulator import restore_ops as restore
 from app.emulator import rg_ops as rg
 from app.emulator import snap_ops as snap
+from app.emulator import vd_ops as vd
 from app.emulator import view_ops as view
+from app.emulator.common import Reply
 from app.emulator.control import control
 from app.emulator.faults import EmulatorMiddleware, ExchangeRecord
 from app.emulator.store import EmulatorState
@@ -49,7 +54,7 @@ class Call:
     body: Any
 
 
-Handler = Callable[[Call], rd.Reply]
+Handler = Callable[[Call], Reply]
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,34 +137,34 @@ ROUTES: list[RouteDef] = [
     _r("GET", _RD, lambda c: rd.list_rds(c.state, c.query, one=c.params["resource"])),
     _r("PUT", _RD, lambda c: rd.modify_rd(c.state, c.params["resource"], c.body), schemas.RD_MODIFY),
     _r("DELETE", _RD, lambda c: rd.delete_rd(c.state, c.params["resource"])),
-    _r("GET", _RD + "/volume-definitions", lambda c: rd.list_vds(c.state, c.params["resource"])),
+    _r("GET", _RD + "/volume-definitions", lambda c: vd.list_vds(c.state, c.params["resource"])),
     _r(
         "POST",
         _RD + "/volume-definitions",
-        lambda c: rd.create_vd(c.state, c.params["resource"], c.body),
+        lambda c: vd.create_vd(c.state, c.params["resource"], c.body),
         schemas.VD_CREATE,
     ),
     _r(
         "GET",
         _RD + "/volume-definitions/{volume_number}",
-        lambda c: rd.list_vds(c.state, c.params["resource"], c.params["volume_number"]),
+        lambda c: vd.list_vds(c.state, c.params["resource"], c.params["volume_number"]),
     ),
     _r(
         "PUT",
         _RD + "/volume-definitions/{volume_number}",
-        lambda c: rd.modify_vd(c.state, c.params["resource"], c.params["volume_number"], c.body),
+        lambda c: vd.modify_vd(c.state, c.params["resource"], c.params["volume_number"], c.body),
         schemas.VD_MODIFY,
     ),
     _r(
         "DELETE",
         _RD + "/volume-definitions/{volume_number}",
-        lambda c: rd.delete_vd(c.state, c.params["resource"], c.params["volume_number"]),
+        lambda c: vd.delete_vd(c.state, c.params["resource"], c.params["volume_number"]),
     ),
     _r("GET", _RD + "/resources", lambda c: view.list_resources(c.state, c.params["resource"], c.query)),
     _r(
         "POST",
         _RD + "/resources",
-        lambda c: rg.create_resources(c.state, c.params["resource"], c.body),
+        lambda c: place.create_resources(c.state, c.params["resource"], c.body),
         schemas.RSC_CREATE_LIST,
     ),
     _r(
@@ -186,7 +191,7 @@ ROUTES: list[RouteDef] = [
     _r(
         "POST",
         _RD + "/autoplace",
-        lambda c: rg.autoplace(c.state, c.params["resource"], c.body),
+        lambda c: place.autoplace(c.state, c.params["resource"], c.body),
         schemas.AUTOPLACE,
     ),
     _r("GET", _RD + "/snapshots", lambda c: snap.list_snapshots(c.state, c.params["resource"], c.query)),
@@ -215,33 +220,35 @@ ROUTES: list[RouteDef] = [
     _r(
         "POST",
         _RD + "/snapshot-restore-volume-definition/{snapshot}",
-        lambda c: snap.restore_vds(c.state, c.params["resource"], c.params["snapshot"], c.body),
+        lambda c: restore.restore_vds(c.state, c.params["resource"], c.params["snapshot"], c.body),
         schemas.SNAPSHOT_RESTORE,
         400,
     ),
     _r(
         "POST",
         _RD + "/snapshot-restore-resource/{snapshot}",
-        lambda c: snap.restore_resources(c.state, c.params["resource"], c.params["snapshot"], c.body),
+        lambda c: restore.restore_resources(c.state, c.params["resource"], c.params["snapshot"], c.body),
         schemas.SNAPSHOT_RESTORE,
     ),
     _r(
         "POST",
         _RD + "/snapshot-rollback/{snapshot}",
-        lambda c: snap.rollback(c.state, c.params["resource"], c.params["snapshot"]),
+        lambda c: restore.rollback(c.state, c.params["resource"], c.params["snapshot"]),
         schemas.SNAPSHOT_ROLLBACK,
     ),
     _r(
         "POST",
         _RD + "/clone",
-        lambda c: view.clone(c.state, c.params["resource"], c.body),
+        lambda c: clone.clone(c.state, c.params["resource"], c.body),
         schemas.CLONE,
         HANG,
     ),
     _r(
-        "GET", _RD + "/clone/{resourceClone}", lambda c: view.clone_status(c.state, c.params["resourceClone"])
+        "GET",
+        _RD + "/clone/{resourceClone}",
+        lambda c: clone.clone_status(c.state, c.params["resourceClone"]),
     ),
-    _r("GET", _RD + "/sync-status", lambda c: view.sync_status(c.state, c.params["resource"])),
+    _r("GET", _RD + "/sync-status", lambda c: clone.sync_status(c.state, c.params["resource"])),
 ]
 _OPTIONAL_BODY = {"/v1/resource-definitions/{resource}/snapshot-rollback/{snapshot}"}
 
@@ -369,4 +376,4 @@ class EmulatorApp(Starlette):
 
     def build_middleware_stack(self) -> ASGIApp:
         """Starlette's stack wrapped by EmulatorMiddleware (outside ServerErrorMiddleware)."""
-        return EmulatorMiddleware(super().build_middleware_stack(), self.emulator_state, self.observer)
+        return EmulatorMiddleware(super().build_middleware_stack(), self.emulator_state.faults, self.observer)

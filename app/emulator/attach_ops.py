@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from app.emulator import rc
+from app.emulator.common import Reply, not_connected, page
+from app.emulator.loaders import check_rd_name, get_node, not_found
 from app.emulator.model import (
     DISKLESS_POOL,
     LAYERS_DRBD,
@@ -16,9 +18,13 @@ from app.emulator.model import (
     StoragePool,
     VolumeDefinition,
 )
-from app.emulator.node_ops import FAIL_IN_USE, fail, get_node, is_last_disk, not_connected, note
-from app.emulator.rd_ops import Reply, check_rd_name, page
-from app.emulator.rg_ops import add_resource, placeable_kib, rd_default_layers
+from app.emulator.place_ops import (
+    add_resource,
+    is_last_disk,
+    last_disk_refusal,
+    placeable_kib,
+    rd_default_layers,
+)
 from app.emulator.store import EmulatorState
 
 FAIL_INVLD_LAYER_STACK = 225 | rc.MASK_ERROR
@@ -37,13 +43,7 @@ def _get_rd(state: EmulatorState, context: rc.Ctx, name: str) -> ResourceDefinit
     check_rd_name(name, context)
     rd = state.rds.get(name.upper())
     if rd is None:
-        raise fail(
-            context,
-            rc.FAIL_NOT_FOUND_RSC_DFN,
-            f"Resource definition '{name}' not found.",
-            cause=f"The specified resource definition '{name}' could not be found in the database",
-            correction=f"Create a resource definition with the name '{name}' first.",
-        )
+        raise not_found(context, rc.FAIL_NOT_FOUND_RSC_DFN, "resource definition", name, java_order=True)
     return rd
 
 
@@ -59,12 +59,12 @@ def make_available(state: EmulatorState, rd_name: str, node_name: str, body: dic
         if rsc is not None:
             if wanted and wanted != rd.layers:
                 message = "Layerstack of deployed resource does not match"
-                raise fail(context, FAIL_INVLD_LAYER_STACK, message, report=True)
+                raise rc.fail(context, FAIL_INVLD_LAYER_STACK, message, report=True)
             if "DELETE" in rsc.flags:
                 rsc.flags.remove("DELETE")  # a resource being deleted is wanted again
             if rsc.diskless and diskful and "DRBD" in rd.layers:
                 return 200, _add_disk(state, rd, rsc)
-            return 200, [note(context, 0, "Resource already deployed as requested")]
+            return 200, [rc.note(context, 0, "Resource already deployed as requested")]
         node = get_node(state, context, node_name)
         layers = wanted or (rd.layers if rd.resources else rd_default_layers(state, rd))
         has_disk = any(not r.diskless and "DELETE" not in r.flags for r in rd.resources.values())
@@ -108,7 +108,7 @@ def _diskful_pool(
 def _no_pool(context: rc.Ctx, node_name: str, *, diskless: bool) -> rc.ApiError:
     kind = "diskless" if diskless else "diskful"
     message = f"Autoplacer could not find {kind} stor pool on node {node_name} matching resource-groups "
-    return fail(context, rc.FAIL_NOT_FOUND_STOR_POOL, message + "autoplace-settings")
+    return rc.fail(context, rc.FAIL_NOT_FOUND_STOR_POOL, message + "autoplace-settings")
 
 
 def _add_disk(state: EmulatorState, rd: ResourceDefinition, rsc: Resource) -> list[dict[str, Any]]:
@@ -123,13 +123,13 @@ def _add_disk(state: EmulatorState, rd: ResourceDefinition, rsc: Resource) -> li
     rsc.props["StorPoolName"] = pool.name
     pool.allocated_kib += sum(vd.size_kib for vd in rd.vds.values())
     message = f"Addition of disk to resource '{rd.name}' on node '{rsc.node}' registered"
-    entries = [note(context, rc.MODIFIED, message)]
+    entries = [rc.note(context, rc.MODIFIED, message)]
     for key in sorted(rd.resources):
         peer = state.nodes[key]
         if key != rsc.node.upper() and peer.online:
             text = f"Prepared '{peer.name}' to expect disk on '{rsc.node}'"
-            entries.append(note(context, rc.MODIFIED, text))
-    entries.append(note(context, rc.MODIFIED, f"Added disk on '{rsc.node}'"))
+            entries.append(rc.note(context, rc.MODIFIED, text))
+    entries.append(rc.note(context, rc.MODIFIED, f"Added disk on '{rsc.node}'"))
     return entries
 
 
@@ -185,15 +185,9 @@ def delete_resource(state: EmulatorState, rd_name: str, node_name: str) -> Reply
         rsc = rd.resources.get(node_name.upper()) if rd is not None else None
         if rd is None or rsc is None:
             message = f"Node: {node_name}, Resource: {rd_name} not found."
-            return 200, fail(context, rc.WARN_NOT_FOUND, message).entries
+            return 200, rc.fail(context, rc.WARN_NOT_FOUND, message).entries
         if is_last_disk(rd, rsc.node):
-            raise fail(
-                context,
-                FAIL_IN_USE,
-                f"Last resource of '{rd.name}' with disk still has diskless resources attached.",
-                cause="Resource still has diskless users.",
-                correction="Before deleting this resource, delete the diskless resources attached to it.",
-            )
+            raise last_disk_refusal(context, rd)
         return 200, _undeploy(state, context, rd, rsc)
 
 
@@ -206,26 +200,28 @@ def _undeploy(
     entries = []
     if "DRBD" in rd.layers:  # DRBD first lets the peers drop their connection to it
         entries.append(
-            note(context, rc.DELETED, f"{desc} preparing for deletion.", details=_uuid_is(desc, rsc))
+            rc.note(context, rc.DELETED, f"{desc} preparing for deletion.", details=_uuid_is(desc, rsc))
         )
         for peer in peers:
             if peer.online:
-                entries.append(note(context, rc.MODIFIED, f"Preparing deletion of resource on '{peer.name}'"))
-    entries.append(note(context, rc.DELETED, f"{desc} marked for deletion.", details=_uuid_is(desc, rsc)))
+                entries.append(
+                    rc.note(context, rc.MODIFIED, f"Preparing deletion of resource on '{peer.name}'")
+                )
+    entries.append(rc.note(context, rc.DELETED, f"{desc} marked for deletion.", details=_uuid_is(desc, rsc)))
     if "DELETE" not in rsc.flags:
         rsc.flags.append("DELETE")
     for peer in peers:
         if peer is node and peer.online:
-            entries.append(note(context, rc.MODIFIED, f"Cleaning up '{rd.name}' on '{peer.name}'"))
+            entries.append(rc.note(context, rc.MODIFIED, f"Cleaning up '{rd.name}' on '{peer.name}'"))
         elif peer is not node and peer.online:
             text = f"Notified '{peer.name}' that '{rd.name}' is being cleaned up on Node(s): '[{node.name}]'"
-            entries.append(note(context, rc.MODIFIED, text))
+            entries.append(rc.note(context, rc.MODIFIED, text))
         else:
             entries.append(not_connected(context, peer.name))
     if node.online:  # the data goes only once the satellite confirmed
         state.free_resource(rd, rsc)
         message = f"{desc} deletion complete."
-        entries.append(note(context, rc.DELETED, message, details=f"{desc} UUID was: {rsc.uuid}"))
+        entries.append(rc.note(context, rc.DELETED, message, details=f"{desc} UUID was: {rsc.uuid}"))
     return entries
 
 

@@ -30,7 +30,7 @@ async def control(state: EmulatorState, request: Request) -> tuple[int, Any]:
 
 def _route(state: EmulatorState, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
     if path == "/faults" and method == "GET":
-        return 200, [rule.describe() for rule in state.faults]
+        return 200, [rule.describe() for rule in state.faults.rules()]
     if path == "/faults" and method == "POST":
         if body.get("action") not in ACTIONS:
             return 400, {"error": f"action must be one of {', '.join(ACTIONS)}"}

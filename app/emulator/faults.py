@@ -1,22 +1,21 @@
-"""Fault rules and the pure-ASGI wrapper that applies them and reports every /v1 exchange to an observer."""
+"""Fault rules, the book that holds them, and the pure-ASGI wrapper that applies them and reports every /v1
+exchange to an observer."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.emulator import rc
-
-if TYPE_CHECKING:
-    from app.emulator.store import EmulatorState
 
 ACTIONS = ("latency", "error", "hang", "drop")
 
@@ -59,6 +58,68 @@ class FaultRule:
         }
 
 
+class FaultBook:
+    """The fault rules in force: added through the state (control routes, tests), taken by the middleware."""
+
+    def __init__(self) -> None:
+        # its own lock: the rules are no part of the cluster, so a request's fault check never waits for a
+        # handler that holds the state's lock
+        self._lock = threading.Lock()
+        self._rules: list[FaultRule] = []
+
+    def __bool__(self) -> bool:
+        """True while any rule is held (the middleware's check before it takes the lock)."""
+        return bool(self._rules)
+
+    def rules(self) -> list[FaultRule]:
+        """The rules held, oldest first."""
+        with self._lock:
+            return list(self._rules)
+
+    def add(
+        self,
+        *,
+        action: str,
+        method: str = "*",
+        path: str = ".*",
+        times: int | None = None,
+        seconds: float = 0.0,
+        status: int = 500,
+        body: Any = None,
+    ) -> FaultRule:
+        """Add a fault rule: action `latency`, `error`, `hang` or `drop`; `times=None` fires forever."""
+        rule = FaultRule(
+            action=action,
+            method=method.upper(),
+            path=re.compile(path),
+            remaining=times,
+            seconds=seconds,
+            status=status,
+            body=body,
+        )
+        with self._lock:
+            self._rules.append(rule)
+        return rule
+
+    def clear(self) -> None:
+        """Remove every fault rule."""
+        with self._lock:
+            self._rules.clear()
+
+    def take(self, method: str, path: str) -> FaultRule | None:
+        """The first rule matching the request, consuming one of its shots."""
+        with self._lock:
+            self._rules[:] = [rule for rule in self._rules if not rule.expired()]
+            for rule in self._rules:
+                if rule.matches(method, path):
+                    if rule.remaining is not None:
+                        rule.remaining -= 1
+                        if rule.remaining <= 0:
+                            self._rules.remove(rule)
+                    return rule
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class ExchangeRecord:
     """One request/response pair under /v1, as the observer sees it."""
@@ -92,10 +153,10 @@ class EmulatorMiddleware:
     """Applies fault rules (outside /_emulator) and reports /v1 exchanges to the observer."""
 
     def __init__(
-        self, app: ASGIApp, state: EmulatorState, observer: Callable[[ExchangeRecord], None] | None = None
+        self, app: ASGIApp, faults: FaultBook, observer: Callable[[ExchangeRecord], None] | None = None
     ) -> None:
         self.app = app
-        self.state = state
+        self.faults = faults
         self.observer = observer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -104,8 +165,8 @@ class EmulatorMiddleware:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        if not path.startswith("/_emulator") and self.state.faults:
-            rule = self.state.take_fault(scope["method"], path)
+        if not path.startswith("/_emulator") and self.faults:
+            rule = self.faults.take(scope["method"], path)
             if rule is not None and await self._apply(rule, receive, send):
                 return
         if self.observer is None or not path.startswith("/v1"):

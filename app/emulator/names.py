@@ -17,6 +17,7 @@ __all__ = [
     "PropError",
     "apply_props",
     "check_props",
+    "hostname_problem",
     "name_problem",
     "parse_filters",
     "props_match",
@@ -41,6 +42,25 @@ def name_problem(name: str, *, rd: bool = False) -> str | None:
     if rd and name.upper() in _RESERVED_RD:
         # §4.1: `all` and `proxy` are DRBD keywords (controller-api.jsonl #66, #67)
         return f"The specified name '{name}' cannot be used because it matches a keyword reserved for DRBD."
+    return None
+
+
+def hostname_problem(name: str) -> str | None:
+    """Checks.hostNameCheck: the InvalidNameException text, or None for a valid node name."""
+    if name.startswith((".", "-")):
+        return f"Hostname cannot begin with '{name[0]}'"
+    if name.endswith("-"):
+        return "Hostname cannot end with '-'"
+    size = len(name.encode())
+    if not 2 <= size <= 255:
+        bound = "minimum length of 2" if size < 2 else "maximum length of 255"
+        return f"Hostname length of {size} violates RFC1123 {bound}"
+    for label in name.split("."):
+        if len(label) > 63:
+            return f"Domain name component length of {len(label)} violates RFC1123 maximum length of 63"
+        bad = next((c for c in label if not (c.isascii() and (c.isalnum() or c == "-"))), None)
+        if bad is not None:
+            return f"Domain name cannot contain character '{bad}'"
     return None
 
 

@@ -7,24 +7,10 @@ import re
 from typing import Any
 
 from app.emulator import rc
-from app.emulator.model import (
-    DISKLESS_POOL,
-    NOT_CONNECTED_DETAILS,
-    OFFLINE_PROVIDERS,
-    Node,
-    StoragePool,
-    not_connected_message,
-)
-from app.emulator.node_ops import (
-    FAIL_IN_USE,
-    FAIL_INVLD_LAYER_KIND,
-    FAIL_INVLD_STOR_POOL_NAME,
-    fail,
-    get_node,
-    not_connected,
-    note,
-)
-from app.emulator.rd_ops import Reply, checked_props
+from app.emulator.common import Reply, checked_props, not_connected, set_keys_message
+from app.emulator.loaders import get_node
+from app.emulator.model import DISKLESS_POOL, OFFLINE_PROVIDERS, Node, StoragePool
+from app.emulator.shapes import NOT_CONNECTED_DETAILS, not_connected_message
 from app.emulator.store import EmulatorState, new_uuid
 
 FAIL_EXISTS_STOR_POOL = 510 | rc.MASK_ERROR
@@ -79,36 +65,36 @@ def create_pool(state: EmulatorState, node_name: str, body: dict[str, Any]) -> R
             if raw_kind is None
             else f"Given provider kind '{raw_kind}' is invalid"
         )
-        raise rc.ApiError([rc.entry(FAIL_INVLD_LAYER_KIND, message)], status=400)
+        raise rc.ApiError([rc.entry(rc.FAIL_INVLD_LAYER_KIND, message)], status=400)
     props = _renamed_pool_props(dict(body.get("props") or {}))
     with state.lock:
         node = get_node(state, context, node_name)
         # StorPoolHelper's ApiRcExceptions are caught and answered without the object's description
         if not _POOL_NAME.fullmatch(pool_name) or not any(c.isalpha() for c in pool_name):
             message = f"The given storage pool name '{pool_name}' is invalid."
-            raise fail(context, FAIL_INVLD_STOR_POOL_NAME, message, describe=False)
+            raise rc.fail(context, rc.FAIL_INVLD_STOR_POOL_NAME, message, describe=False)
         supported = node.providers if node.online and node.providers else OFFLINE_PROVIDERS
         if provider not in supported:
             message = f"The satellite does not support the device provider {provider}"
-            raise fail(context, FAIL_STLT_DOES_NOT_SUPPORT_PROVIDER, message, describe=False)
+            raise rc.fail(context, FAIL_STLT_DOES_NOT_SUPPORT_PROVIDER, message, describe=False)
         pools = state.pools.setdefault(node.name.upper(), {})
         if pool_name.upper() in pools:
             message = f"Node: {node.name}, Storage pool name: {pool_name} already exists."
-            raise fail(context, FAIL_EXISTS_STOR_POOL, message, describe=False)
+            raise rc.fail(context, FAIL_EXISTS_STOR_POOL, message, describe=False)
         pool = _new_pool(node, pool_name, provider, body, checked_props(context, props))
         pools[pool_name.upper()] = pool
         entries = []
         if props:
-            entries.append(note(context, rc.CREATED, "Successfully set property key(s): " + ",".join(props)))
+            entries.append(rc.note(context, rc.CREATED, set_keys_message(props)))
         desc = f"storage pool '{pool_name}' on node '{node.name}'"
         details = f"{desc[0].upper()}{desc[1:]} UUID is: {pool.uuid}"
         entries.append(
-            note(
+            rc.note(
                 context, rc.CREATED, f"New {desc} registered.", details=details, refs={rc.KEY_UUID: pool.uuid}
             )
         )
         if node.online:
-            entries.append(note(context, rc.MODIFIED, f"Storage pool updated on '{node.name}'"))
+            entries.append(rc.note(context, rc.MODIFIED, f"Storage pool updated on '{node.name}'"))
         else:
             entries.append(not_connected(context, node.name))
     return 201, entries
@@ -157,21 +143,21 @@ def delete_pool(state: EmulatorState, node_name: str, pool_name: str) -> Reply:
     context = pool_ctx(rc.MASK_DEL, node_name, pool_name)
     if pool_name.upper() == DISKLESS_POOL.upper():
         message = "The default diskless storage pool cannot be deleted!"
-        raise fail(context, FAIL_INVLD_STOR_POOL_NAME, message, report=True)
+        raise rc.fail(context, rc.FAIL_INVLD_STOR_POOL_NAME, message, report=True)
     with state.lock:
         node = state.nodes.get(node_name.upper())
         pool = state.pools.get(node_name.upper(), {}).get(pool_name.upper()) if node else None
         if node is None or pool is None:
             desc = f"storage pool '{pool_name}' on node '{node_name}'"
             cause = f"{desc[0].upper()}{desc[1:]} does not exist."
-            return 200, fail(
+            return 200, rc.fail(
                 context, rc.WARN_NOT_FOUND, f"Deletion of {desc} had no effect.", cause=cause
             ).entries
         users = _pool_users(state, node, pool)
         if users:
-            raise fail(
+            raise rc.fail(
                 context,
-                FAIL_IN_USE,
+                rc.FAIL_IN_USE,
                 f"The specified storage pool '{pool_name}' on node '{node_name}' cannot be deleted as "
                 "volumes / snapshot-volumes are still using it.",
                 details="Volumes / snapshot-volumes that are still using the storage pool: " + "".join(users),
@@ -181,7 +167,7 @@ def delete_pool(state: EmulatorState, node_name: str, pool_name: str) -> Reply:
         del state.pools[node.name.upper()][pool_name.upper()]
         desc = f"Node: {node_name}, Storage pool name: {pool_name}"
         entries = [
-            note(
+            rc.note(
                 context,
                 rc.DELETED,
                 f"{desc} deleted.",
@@ -194,7 +180,7 @@ def delete_pool(state: EmulatorState, node_name: str, pool_name: str) -> Reply:
             outer = pool_ctx(rc.MASK_MOD, node_name, pool_name)
             details = f"{NOT_CONNECTED_DETAILS}\n{outer.details}"
             entries.append(
-                note(outer, rc.WARN_NOT_CONNECTED, not_connected_message(node.name), details=details)
+                rc.note(outer, rc.WARN_NOT_CONNECTED, not_connected_message(node.name), details=details)
             )
     return 200, entries
 

@@ -33,9 +33,11 @@ MODIFIED = 3
 FAIL_INVLD_RSC_NAME = 202 | MASK_ERROR
 FAIL_INVLD_VLM_NR = 205 | MASK_ERROR
 FAIL_INVLD_VLM_SIZE = 206 | MASK_ERROR
+FAIL_INVLD_STOR_POOL_NAME = 208 | MASK_ERROR
 FAIL_INVLD_PROP = 213 | MASK_ERROR
 FAIL_INVLD_SNAPSHOT_NAME = 218 | MASK_ERROR
 FAIL_INVLD_PLACE_COUNT = 219 | MASK_ERROR
+FAIL_INVLD_LAYER_KIND = 224 | MASK_ERROR
 FAIL_INVLD_VLM_SIZES = 228 | MASK_ERROR
 FAIL_INVLD_RSC_GRP_NAME = 237 | MASK_ERROR
 FAIL_NOT_FOUND_NODE = 300 | MASK_ERROR
@@ -54,6 +56,7 @@ FAIL_EXISTS_RSC_GRP = 522 | MASK_ERROR
 FAIL_MISSING_EXT_NAME = 606 | MASK_ERROR
 FAIL_NOT_CONNECTED = 995 | MASK_ERROR
 FAIL_NOT_ENOUGH_NODES = 996 | MASK_ERROR
+FAIL_IN_USE = 997 | MASK_ERROR
 FAIL_UNKNOWN_ERROR = 998 | MASK_ERROR
 WARN_NOT_CONNECTED = 1002 | MASK_WARN
 WARN_NOT_FOUND = 3000 | MASK_WARN
@@ -145,12 +148,27 @@ def java_hash_order(keys: list[str]) -> list[str]:
     capacity = 16
     while len(unique) > capacity * 3 // 4:
         capacity *= 2
+    return _bucket_order(unique, capacity)
+
+
+def java_refs(refs: dict[str, str]) -> dict[str, str]:
+    """obj_refs in the controller's order: a HashMap copied from a TreeMap, so sorted keys regrouped by hash
+    bucket of a table sized for them (holds for all 587 obj_refs of the transcripts)."""
+    wanted = int(len(refs) / 0.75 + 1.0)
+    capacity = 1
+    while capacity < wanted:
+        capacity *= 2
+    return {key: refs[key] for key in _bucket_order(sorted(refs), capacity)}
+
+
+def _bucket_order(keys: list[str], capacity: int) -> list[str]:
+    """`keys` as a Java hash table of `capacity` buckets iterates them (one bucket keeps insertion order)."""
 
     def bucket(key: str) -> int:
         code = java_hash(key)
         return (code ^ (code >> 16)) & (capacity - 1)
 
-    return sorted(unique, key=bucket)
+    return sorted(keys, key=bucket)
 
 
 def java_hash(text: str) -> int:
@@ -220,19 +238,53 @@ class Ctx:
         return ApiError([item])
 
 
+def note(
+    context: Ctx,
+    code: int,
+    message: str,
+    *,
+    details: str | None = None,
+    refs: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """`context.ok` with obj_refs (plus `refs`) in HashMap order, as the node, pool and resource handlers
+    answer."""
+    return Ctx(context.op, context.obj, java_refs({**context.refs, **(refs or {})})).ok(
+        code, message, details=details
+    )
+
+
+def fail(
+    context: Ctx,
+    code: int,
+    message: str,
+    *,
+    cause: str | None = None,
+    details: str | None = None,
+    correction: str | None = None,
+    report: bool = False,
+    describe: bool = True,
+) -> ApiError:
+    """An exception as ResponseConverter renders it: masks, obj_refs in HashMap order and (with `describe`)
+    the object's description appended to the details; an error report unless the controller skips it."""
+    joined = "\n".join(part for part in (details, context.details if describe else None) if part)
+    plain = Ctx(context.op, context.obj, java_refs(context.refs))
+    return plain.err(code, message, cause=cause, details=joined or None, correction=correction, report=report)
+
+
+def not_found_texts(noun: str, name: str) -> tuple[str, str, str]:
+    """CtrlApiDataLoader's message, cause and correction when the `noun` named `name` does not exist."""
+    return (
+        f"{noun.capitalize()} '{name}' not found.",
+        f"The specified {noun} '{name}' could not be found in the database",
+        f"Create a {noun} with the name '{name}' first.",
+    )
+
+
 def loader_not_found(code: int, noun: str, name: str) -> ApiError:
     """CtrlApiDataLoader's 404 escaping doInScope: message, cause and correction, no context
     (controller-api.jsonl #179, #220)."""
-    return ApiError(
-        [
-            entry(
-                code,
-                f"{noun.capitalize()} '{name}' not found.",
-                cause=f"The specified {noun} '{name}' could not be found in the database",
-                correction=f"Create a {noun} with the name '{name}' first.",
-            )
-        ]
-    )
+    message, cause, correction = not_found_texts(noun, name)
+    return ApiError([entry(code, message, cause=cause, correction=correction)])
 
 
 def raw_error(code: int, message: str, *, cause: str | None = None) -> ApiError:

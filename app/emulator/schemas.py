@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.emulator.model import FILTER_FIELDS
+from app.emulator.shapes import FILTER_FIELDS
 
 JSON_TYPES = "com.linbit.linstor.api.rest.v1.serializer.JsonGenTypes$"
 

@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import threading
-import time
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import uvicorn
@@ -114,41 +111,3 @@ def _save_at_shutdown(app: ASGIApp, state: EmulatorState, path: str) -> ASGIApp:
         await app(scope, recv, send)
 
     return wrapped
-
-
-@contextmanager
-def threaded(server: uvicorn.Server) -> Iterator[None]:
-    """Run a uvicorn server in a daemon thread for the duration of the block (tests, embedding)."""
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{server.config.port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"server on port {server.config.port} did not start")
-        time.sleep(0.01)
-    try:
-        yield
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
-@contextmanager
-def running_emulator(
-    state: EmulatorState | None = None, port: int = 0
-) -> Iterator[tuple[str, EmulatorState]]:
-    """Run an EmulatorServer (with refuse support) on 127.0.0.1 in a thread; yields (base URL, state)."""
-    state = state if state is not None else EmulatorState()
-    if port == 0:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-    config = uvicorn.Config(
-        create_emulator_app(state=state), host="127.0.0.1", port=port, access_log=False, log_level="warning"
-    )
-    server = EmulatorServer(config, state)
-    try:
-        with threaded(server):
-            yield f"http://127.0.0.1:{port}", state
-    finally:
-        state.refuse_hook = None

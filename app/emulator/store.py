@@ -1,8 +1,7 @@
-"""EmulatorState: the whole in-memory cluster, its default layout, persistence and test helpers."""
+"""EmulatorState: the whole in-memory cluster, its default layout and persistence."""
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 import uuid
@@ -12,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from app.emulator.faults import FaultRule
+from app.emulator.faults import FaultBook
 from app.emulator.model import (
     LAYERS_DRBD,
     LAYERS_RECORDED,
@@ -104,7 +103,10 @@ class EmulatorState:
             self.satellites = {name.upper(): name for name in names}
         self.drbd = layout == "default" if drbd is None else drbd
         self.lock = threading.RLock()
-        self.faults: list[FaultRule] = []
+        self.faults = FaultBook()
+        # the state is where the control routes and tests arrange faults; the middleware takes from the book
+        self.add_fault = self.faults.add
+        self.clear_faults = self.faults.clear
         self.refuse_hook: Callable[[float], None] | None = None
         self.clone_seconds = 0.0
         self.clone_fail = False
@@ -206,11 +208,6 @@ class EmulatorState:
         node.online = False
         node.eviction_timestamp = int(time.time() * 1000) + EVICTION_DELAY_MS
 
-    def set_rd_props(self, name: str, props: dict[str, str]) -> None:
-        """Replace an RD's props behind the service's back (no validation)."""
-        with self.lock:
-            self.rds[name.upper()].props = dict(props)
-
     def set_clone_behaviour(self, *, seconds: float = 0.0, fail: bool = False) -> None:
         """How long new clones stay CLONING, and whether they end FAILED (§2.8)."""
         with self.lock:
@@ -272,50 +269,7 @@ class EmulatorState:
             if pool is not None:
                 pool.allocated_kib += delta_kib
 
-    # -- faults --
-
-    def add_fault(
-        self,
-        *,
-        action: str,
-        method: str = "*",
-        path: str = ".*",
-        times: int | None = None,
-        seconds: float = 0.0,
-        status: int = 500,
-        body: Any = None,
-    ) -> FaultRule:
-        """Add a fault rule: action `latency`, `error`, `hang` or `drop`; `times=None` fires forever."""
-        rule = FaultRule(
-            action=action,
-            method=method.upper(),
-            path=re.compile(path),
-            remaining=times,
-            seconds=seconds,
-            status=status,
-            body=body,
-        )
-        with self.lock:
-            self.faults.append(rule)
-        return rule
-
-    def clear_faults(self) -> None:
-        """Remove every fault rule."""
-        with self.lock:
-            self.faults.clear()
-
-    def take_fault(self, method: str, path: str) -> FaultRule | None:
-        """The first rule matching the request, consuming one of its shots."""
-        with self.lock:
-            self.faults[:] = [rule for rule in self.faults if not rule.expired()]
-            for rule in self.faults:
-                if rule.matches(method, path):
-                    if rule.remaining is not None:
-                        rule.remaining -= 1
-                        if rule.remaining <= 0:
-                            self.faults.remove(rule)
-                    return rule
-        return None
+    # -- runner --
 
     def refuse(self, seconds: float) -> bool:
         """Stop listening for `seconds` (needs the runner's hook); False when no runner is attached."""

@@ -16,9 +16,8 @@ from app.linstor.models import AutoSelectFilter, ResourceGroupCreate
 from app.main import create_app
 from app.settings import Settings
 from tests.conftest import Emulator
+from tests.support.api import POOL
 from tests.support.server import serve
-
-POOL = "linstor"  # the resource group of the seed document's listing
 
 
 @dataclass

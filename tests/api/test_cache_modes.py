@@ -14,9 +14,10 @@ import pytest
 from app.linstor import LinstorClient
 from app.linstor.config import ConnectionConfig
 from app.main import create_app
-from tests.api.conftest import POOL, Service, service_settings
-from tests.api.test_volumes import assert_problem, create
+from tests.api.conftest import Service, service_settings
 from tests.conftest import Emulator
+from tests.support.api import POOL, assert_problem, create
+from tests.support.emulator import set_rd_props
 from tests.support.server import serve
 
 ServiceFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
@@ -41,7 +42,7 @@ def service(emulator: Emulator, linstor: LinstorClient, tmp_path: Path) -> Servi
 def rename_behind_the_back(emulator: Emulator, linstor_name: str, aux_name: str) -> None:
     """What an operator with the linstor CLI (or Incus) does: rewrite Aux/Incus/name directly."""
     rd = emulator.state.rds[linstor_name.upper()]
-    emulator.state.set_rd_props(linstor_name, {**rd.props, "Aux/Incus/name": aux_name})
+    set_rd_props(emulator.state, linstor_name, {**rd.props, "Aux/Incus/name": aux_name})
 
 
 async def test_verify_mode_sees_a_change_behind_its_back_at_once(

@@ -11,9 +11,9 @@ import pytest
 from app.linstor import LinstorClient
 from app.linstor.config import ConnectionConfig
 from app.main import create_app
-from tests.api.conftest import POOL, service_settings
-from tests.api.test_volumes import FINGERPRINT, assert_problem, create
+from tests.api.conftest import service_settings
 from tests.conftest import Emulator
+from tests.support.api import FINGERPRINT, POOL, assert_problem, create
 from tests.support.server import free_port, serve
 
 

@@ -9,9 +9,9 @@ import httpx
 import linstor as pylinstor
 
 from app.linstor import LinstorClient
-from tests.api.conftest import POOL
-from tests.api.test_volumes import create
 from tests.conftest import Emulator
+from tests.support.api import POOL, create
+from tests.support.emulator import set_rd_props
 
 IMAGE_BLOCK = "d21a26af7d5a95c3aa6e923257a1cb5cd765b102796b92ab111fb29ebfb86137"
 IMAGE_FS = "e3b67bf05e20c6c977f161a425733b00efe88834914e7fc8dd910c4b51cd5804"
@@ -53,7 +53,7 @@ async def arrange_seed(linstor: LinstorClient, emulator: Emulator) -> None:
                 "DrbdPrimarySetOn": "SERVER01",
                 "cloned-from": "incus-volume-d0531e21ce6b4218b9b8996582b9bf31",
             }
-        emulator.state.set_rd_props(rd, props)
+        set_rd_props(emulator.state, rd, props)
 
 
 async def test_seed_listing_reads_as_incus_storage_volume_list(

@@ -8,9 +8,8 @@ import re
 import httpx
 
 from app.linstor import LinstorClient
-from tests.api.conftest import POOL
-from tests.api.test_volumes import assert_problem, create
 from tests.conftest import Emulator
+from tests.support.api import POOL, assert_problem, create
 
 SNAP_NAME = re.compile(r"^incus-volume-[0-9a-f]{32}$")
 VOL = f"/v1/pools/{POOL}/volumes/virtual-machine/v1"

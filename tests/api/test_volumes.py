@@ -9,31 +9,10 @@ import httpx
 import pytest
 
 from app.linstor import LinstorClient
-from tests.api.conftest import POOL
+from tests.support.api import FINGERPRINT, POOL, assert_problem, create
 
 RD_NAME = re.compile(r"^incus-volume-[0-9a-f]{32}$")
-FINGERPRINT = "d21a26af7d5a95c3aa6e923257a1cb5cd765b102796b92ab111fb29ebfb86137"
 GIB = 1024**3
-
-
-async def create(api: httpx.AsyncClient, expect: int = 201, pool: str = POOL, **body: Any) -> dict[str, Any]:
-    """POST a volume and check the status."""
-    body.setdefault("size", "1GiB")
-    response = await api.post(f"/v1/pools/{pool}/volumes", json=body)
-    assert response.status_code == expect, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """An RFC 9457 problem with the stable code."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code
-    assert body["status"] == status
-    assert body["title"]
-    return body
 
 
 async def test_create_container_writes_incus_identity_in_one_call(

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from linstor.properties import properties
 
-from app.emulator import prop_rules
+from app.emulator import prop_rules, prop_table
 from app.emulator.names import check_props
 from app.emulator.prop_rules import Kind, PropError
 from tests.emulator.helpers import RD_URL, codes, make_rd
@@ -262,7 +262,7 @@ async def test_value_length_controller_api_136_137(client: httpx.AsyncClient) ->
 async def test_volume_definition_key_not_whitelisted_controller_api_155_165(
     client: httpx.AsyncClient,
 ) -> None:
-    # the VD context's `details` differ from the controller's (rd_ops.vd_ctx); the rule's fields are checked
+    # the VD context's `details` differ from the controller's (loaders.vd_ctx); the rule's fields are checked
     await make_rd(client, "t8c08aa_vd")
     url = f"{RD_URL}/t8c08aa_vd/volume-definitions"
     create = await client.post(
@@ -502,7 +502,7 @@ def test_table_covers_every_rule_type() -> None:
         "long",
         "string",
     }
-    rules = [rule for table in prop_rules._tables().values() for rule in table.values()]
+    rules = [rule for table in prop_table.tables().values() for rule in table.values()]
     assert len(rules) == sum(len(entries) for entries in properties.values())
 
 
@@ -566,4 +566,4 @@ def test_missing_python_linstor_fails_the_emulator_not_the_service() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=ROOT)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == prop_rules.MISSING_DEPENDENCY
+    assert done.stdout.strip() == prop_table.MISSING_DEPENDENCY

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import uvicorn
-
-from app.emulator.server import threaded
 
 
 def free_port() -> int:
@@ -29,3 +29,20 @@ def serve(app: Any, port: int | None = None, **options: Any) -> Iterator[str]:
     scheme = "https" if options.get("ssl_certfile") else "http"
     with threaded(uvicorn.Server(config)):
         yield f"{scheme}://127.0.0.1:{port}"
+
+
+@contextmanager
+def threaded(server: uvicorn.Server) -> Iterator[None]:
+    """Run a uvicorn server in a daemon thread for the duration of the block."""
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{server.config.port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"server on port {server.config.port} did not start")
+        time.sleep(0.01)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
