@@ -22,7 +22,6 @@ from app.linstor.models import CloneRequest, ResourceGroupCreate, Snapshot
 from app.naming import ALLOWED_CONTENT, Codec, round_size_kib
 from app.settings import Settings
 from app.specs import CreateSpec, SourceSpec, source_key
-from app.upstream import upstream
 
 
 class Sources(Protocol):
@@ -81,10 +80,9 @@ class NewVolume:
     async def make(self, record: VolumeRecord, group: str) -> None:
         """One spawn whose resource_definition_props carry the identity (Incus writes it in a second call)."""
         props = self.codec.volume_props(record.key, record.content_type, record.description)
-        with upstream("create volume"):
-            rcs = await self.client.spawn(group, record.rd_name, list(record.volume_sizes_kib), props=props)
-            if spawned_without_resources(rcs):
-                await self.client.autoplace(record.rd_name)
+        rcs = await self.client.spawn(group, record.rd_name, list(record.volume_sizes_kib), props=props)
+        if spawned_without_resources(rcs):
+            await self.client.autoplace(record.rd_name)
 
 
 class CloneOf:
@@ -122,8 +120,7 @@ class CloneOf:
             delete_props=change.delete_props,
             delete_namespaces=change.delete_namespaces,
         )
-        with upstream("copy volume"):
-            await self.volumes.client.clone(self.source_rd, request)
+        await self.volumes.client.clone(self.source_rd, request)
         await wait_clone(self.volumes.client, self.volumes.settings, self.source_rd, record.rd_name)
 
 
@@ -166,17 +163,16 @@ class RestoreOf:
         staging = self.volumes.settings.staging_resource_group
         change = identity_change(self.volumes.codec, record)
         await ensure_staging_group(client, staging)
-        with upstream("restore snapshot into a new volume"):
-            await client.create_resource_definition(record.rd_name, resource_group=staging)
-            await client.restore_volume_definitions(self.parent_rd, self.linstor_snapshot, record.rd_name)
-            await client.restore_resources(self.parent_rd, self.linstor_snapshot, record.rd_name)
-            await client.modify_resource_definition(
-                record.rd_name,
-                override_props=change.override_props,
-                delete_props=change.delete_props,
-                delete_namespaces=change.delete_namespaces,
-                resource_group=group,
-            )
+        await client.create_resource_definition(record.rd_name, resource_group=staging)
+        await client.restore_volume_definitions(self.parent_rd, self.linstor_snapshot, record.rd_name)
+        await client.restore_resources(self.parent_rd, self.linstor_snapshot, record.rd_name)
+        await client.modify_resource_definition(
+            record.rd_name,
+            override_props=change.override_props,
+            delete_props=change.delete_props,
+            delete_namespaces=change.delete_namespaces,
+            resource_group=group,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,37 +201,34 @@ async def linstor_snapshot(client: LinstorClient, record: VolumeRecord, name: st
         mapped = record.snapshots[name]
     except KeyError:
         raise NotFound("snapshot_not_found", f"Volume {record.key.name!r} has no snapshot {name!r}") from None
-    with upstream("read snapshot"):
-        try:
-            return await client.get_snapshot(record.rd_name, mapped)
-        except LinstorNotFound as exc:
-            raise NotFound(
-                "snapshot_not_found", f"Snapshot {name!r} of {record.key.name!r} is gone from LINSTOR"
-            ) from exc
+    try:
+        return await client.get_snapshot(record.rd_name, mapped)
+    except LinstorNotFound as exc:
+        raise NotFound(
+            "snapshot_not_found", f"Snapshot {name!r} of {record.key.name!r} is gone from LINSTOR"
+        ) from exc
 
 
 async def ensure_staging_group(client: LinstorClient, name: str) -> None:
     """The resource group restores happen in; created once, by whichever replica gets there first."""
-    with upstream("prepare staging resource group"):
-        try:
-            await client.get_resource_group(name)
-            return
-        except LinstorNotFound:
-            pass
-        try:
-            await client.create_resource_group(
-                ResourceGroupCreate(name=name, description="linstor-names: snapshot restores in progress")
-            )
-        except LinstorExists:
-            pass  # another replica created it meanwhile
+    try:
+        await client.get_resource_group(name)
+        return
+    except LinstorNotFound:
+        pass
+    try:
+        await client.create_resource_group(
+            ResourceGroupCreate(name=name, description="linstor-names: snapshot restores in progress")
+        )
+    except LinstorExists:
+        pass  # another replica created it meanwhile
 
 
 async def wait_clone(client: LinstorClient, settings: Settings, source_rd: str, clone_rd: str) -> None:
     """Poll the clone until COMPLETE; FAILED or the deadline is an error (Incus has no deadline)."""
     deadline = time.monotonic() + settings.clone_timeout
     while True:
-        with upstream("wait for clone"):
-            status = (await client.clone_status(source_rd, clone_rd)).status
+        status = (await client.clone_status(source_rd, clone_rd)).status
         if status == "COMPLETE":
             return
         if status == "FAILED":

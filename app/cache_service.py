@@ -17,7 +17,7 @@ from app.linstor.models import ResourceDefinition
 from app.naming import Codec
 from app.resolver import CacheCounters
 from app.settings import CacheMode, Settings
-from app.upstream import upstream
+from app.translate import translates_linstor_errors
 
 log = logging.getLogger(__name__)
 
@@ -99,12 +99,14 @@ class CacheService:
             misses=counters.misses,
         )
 
+    @translates_linstor_errors("cache resync")
     async def resync(self) -> SyncResult | None:
         """Make the cache match LINSTOR, keeping writes newer than the listing; None without a cache."""
         if self._store is None:
             return None
         return await self._sync(self._store, rebuild=False)
 
+    @translates_linstor_errors("cache rebuild")
     async def rebuild(self) -> SyncResult:
         """Fill the cache from LINSTOR alone; when the listing fails, the cache is left as it was."""
         if self._store is None:
@@ -127,15 +129,13 @@ class CacheService:
             await asyncio.sleep(interval)
 
     async def _sync(self, store: CacheStore, *, rebuild: bool) -> SyncResult:
-        action = "cache rebuild" if rebuild else "cache resync"
         async with self._lock:
-            with upstream(action):
-                result = await full_sync(
-                    store,
-                    self._linstor,
-                    keys=self._resolver.codec.keys,
-                    decode=self._resolver.decode,
-                    rebuild=rebuild,
-                )
+            result = await full_sync(
+                store,
+                self._linstor,
+                keys=self._resolver.codec.keys,
+                decode=self._resolver.decode,
+                rebuild=rebuild,
+            )
             self._resolver.counters.last_sync = result.finished_at
             return result

@@ -23,7 +23,6 @@ from app.linstor import LinstorClient, LinstorNotFound
 from app.linstor.models import ResourceDefinition
 from app.naming import Codec
 from app.settings import CacheMode
-from app.upstream import upstream
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -140,20 +139,18 @@ class Resolver:
 
     async def find_in_linstor(self, key: VolumeKey) -> list[VolumeRecord]:
         """Incus's lookup: props filter on name and type, then keep the pool's resource group (§3.1)."""
-        with upstream("look up volume"):
-            rds = await self.client.list_resource_definitions(
-                props=self.codec.lookup_filters(key), with_volume_definitions=True
-            )
+        rds = await self.client.list_resource_definitions(
+            props=self.codec.lookup_filters(key), with_volume_definitions=True
+        )
         records = [self.decode(rd) for rd in rds if same_pool(rd.resource_group_name, key.pool)]
         return [r for r in records if r is not None and self._matches(r, key)]
 
     async def _confirm(self, cached: VolumeRecord) -> VolumeRecord | None:
         """Read the cached RD by name; the fresh record (cached sizes kept), or None when it is gone."""
-        with upstream("verify cache entry"):
-            try:
-                rd = await self.client.get_resource_definition(cached.rd_name)
-            except LinstorNotFound:
-                return None
+        try:
+            rd = await self.client.get_resource_definition(cached.rd_name)
+        except LinstorNotFound:
+            return None
         fresh = self.decode(rd)
         if fresh is None:
             return None
@@ -195,8 +192,7 @@ class Resolver:
         # A list without the cache holds every RD of the cluster in memory (~4 KiB each once parsed): at most
         # FULL_LISTS of them at a time, the others wait, so that concurrent lists cannot exhaust memory.
         async with self._full_lists:
-            with upstream("list volumes"):
-                rds = await self.client.list_resource_definitions(props=props, with_volume_definitions=True)
+            rds = await self.client.list_resource_definitions(props=props, with_volume_definitions=True)
             found = (
                 await asyncio.to_thread(self._decode_pool, rds, pool, project)
                 if len(rds) > 500
@@ -222,8 +218,7 @@ class Resolver:
         if hit is not None and self.mode is CacheMode.TRUST:
             self.counters.hits += 1
             return hit.record, self._trusted(hit)
-        with upstream("resolve resource definition"):
-            rds = await self.client.list_resource_definitions(names=[rd_name], with_volume_definitions=True)
+        rds = await self.client.list_resource_definitions(names=[rd_name], with_volume_definitions=True)
         record = self.decode(rds[0]) if rds else None
         if self.cache is None:
             return record, BYPASS
@@ -269,8 +264,7 @@ class Resolver:
                     await self.removed(row.record.rd_name)
             self.counters.misses += 1
         # No props filter exists for snapshots: scan the snapshot view, then read the parent by name.
-        with upstream("resolve snapshot"):
-            snaps = await self.client.view_snapshots()
+        snaps = await self.client.view_snapshots()
         for snap in snaps:
             if snap.name.upper() != snapshot.upper():
                 continue

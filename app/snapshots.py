@@ -15,7 +15,7 @@ from app.errors import Conflict, NotFound
 from app.identity import VolumeKey, VolumeRecord
 from app.linstor.models import Snapshot
 from app.naming import random_linstor_name, validate_snapshot_name
-from app.upstream import upstream
+from app.translate import translates_linstor_errors
 from app.volumes import VolumeService
 
 log = logging.getLogger(__name__)
@@ -40,11 +40,11 @@ class SnapshotService:
 
     # ---- read ------------------------------------------------------------------------------------------
 
+    @translates_linstor_errors("list snapshots")
     async def list_snapshots(self, key: VolumeKey) -> list[SnapshotView]:
         """The volume's mapped snapshots, oldest first (LINSTOR snapshots without a mapping are not shown)."""
         record, _ = await self.volumes.get(key)
-        with upstream("list snapshots"):
-            snaps = await self.client.list_snapshots(record.rd_name)
+        snaps = await self.client.list_snapshots(record.rd_name)
         by_name = {s.name.upper(): s for s in snaps}
         views = [
             SnapshotView(incus, by_name[linstor.upper()])
@@ -53,6 +53,7 @@ class SnapshotService:
         ]
         return sorted(views, key=lambda v: (v.linstor.created_on or 0, v.name))
 
+    @translates_linstor_errors("read snapshot")
     async def get(self, key: VolumeKey, name: str) -> SnapshotView:
         """One snapshot: 404 snapshot_not_found when unmapped or gone from LINSTOR."""
         record, _ = await self.volumes.get(key)
@@ -71,6 +72,7 @@ class SnapshotService:
 
     # ---- write -----------------------------------------------------------------------------------------
 
+    @translates_linstor_errors("create snapshot")
     async def create(self, key: VolumeKey, name: str) -> SnapshotView:
         """Take a LINSTOR snapshot and record the mapping; a failed mapping write removes the snapshot."""
         validate_snapshot_name(name)
@@ -84,14 +86,12 @@ class SnapshotService:
                 except NotFound:
                     pass  # a stale mapping (its LINSTOR snapshot is gone): the name is free again
             snap = random_linstor_name(self.settings.volume_prefix)
-            with upstream("create snapshot"):
-                await self.client.create_snapshot(record.rd_name, snap)
+            await self.client.create_snapshot(record.rd_name, snap)
             try:
-                with upstream("record snapshot mapping"):
-                    await self.client.modify_resource_definition(
-                        record.rd_name, override_props={self.keys.snapshot(name): snap}
-                    )
-                    taken = await self.client.get_snapshot(record.rd_name, snap)
+                await self.client.modify_resource_definition(
+                    record.rd_name, override_props={self.keys.snapshot(name): snap}
+                )
+                taken = await self.client.get_snapshot(record.rd_name, snap)
             except BaseException:
                 await self._drop_snapshot(record.rd_name, snap)
                 raise
@@ -104,6 +104,7 @@ class SnapshotService:
         except Exception:  # keep the original error; the unmapped snapshot is logged for an operator
             log.exception("could not remove snapshot %s of %s after a failed mapping write", snap, rd)
 
+    @translates_linstor_errors("rename snapshot")
     async def rename(self, key: VolumeKey, name: str, new_name: str) -> SnapshotView:
         """Rename in one property update: delete the old key and set the new one; LINSTOR is untouched."""
         validate_snapshot_name(new_name)
@@ -115,17 +116,17 @@ class SnapshotService:
                 return SnapshotView(name, await self._linstor_snapshot(record, name))
             if new_name in record.snapshots:
                 raise Conflict("snapshot_exists", f"Volume {key.name!r} already has a snapshot {new_name!r}")
-            with upstream("rename snapshot"):
-                await self.client.modify_resource_definition(
-                    record.rd_name,
-                    override_props={self.keys.snapshot(new_name): linstor_name},
-                    delete_props=self.keys.snapshot_keys(name),
-                )
+            await self.client.modify_resource_definition(
+                record.rd_name,
+                override_props={self.keys.snapshot(new_name): linstor_name},
+                delete_props=self.keys.snapshot_keys(name),
+            )
             snapshots = {k: v for k, v in record.snapshots.items() if k != name} | {new_name: linstor_name}
             renamed = replace(record, snapshots=snapshots)
             await self.volumes.resolver.written(renamed)
             return SnapshotView(new_name, await self._linstor_snapshot(renamed, new_name))
 
+    @translates_linstor_errors("delete snapshot")
     async def delete(self, key: VolumeKey, name: str) -> None:
         """Delete the LINSTOR snapshot, then its mapping key."""
         async with self.volumes.locks.hold(key):
@@ -134,23 +135,22 @@ class SnapshotService:
 
     async def _delete_mapped(self, record: VolumeRecord, name: str) -> VolumeRecord:
         linstor_name = self._mapped(record, name)
-        with upstream("delete snapshot"):
-            await self.client.delete_snapshot(record.rd_name, linstor_name)
-            await self.client.modify_resource_definition(
-                record.rd_name, delete_props=self.keys.snapshot_keys(name)
-            )
+        await self.client.delete_snapshot(record.rd_name, linstor_name)
+        await self.client.modify_resource_definition(
+            record.rd_name, delete_props=self.keys.snapshot_keys(name)
+        )
         remaining = replace(record, snapshots={k: v for k, v in record.snapshots.items() if k != name})
         await self.volumes.resolver.written(remaining)
         return remaining
 
+    @translates_linstor_errors("restore snapshot")
     async def restore(self, key: VolumeKey, name: str, *, delete_newer: bool) -> list[str]:
         """Roll the volume back; LINSTOR can only roll back to the latest snapshot, so newer ones must go
         (Incus's linstor.remove_snapshots). Returns the names of the snapshots deleted."""
         async with self.volumes.locks.hold(key):
             record, _ = await self.volumes.get(key)
             target = await self._linstor_snapshot(record, name)
-            with upstream("list snapshots"):
-                snaps = await self.client.list_snapshots(record.rd_name)
+            snaps = await self.client.list_snapshots(record.rd_name)
             incus_of = {v.upper(): k for k, v in record.snapshots.items()}
             newer = [
                 s for s in snaps if (s.created_on or 0) > (target.created_on or 0) and s.name != target.name
@@ -167,12 +167,10 @@ class SnapshotService:
             for snap in sorted(newer, key=lambda s: s.created_on or 0, reverse=True):
                 incus_name = incus_of.get(snap.name.upper())
                 if incus_name is None:  # an unmapped LINSTOR snapshot blocks the rollback just the same
-                    with upstream("delete snapshot"):
-                        await self.client.delete_snapshot(record.rd_name, snap.name)
+                    await self.client.delete_snapshot(record.rd_name, snap.name)
                     deleted.append(snap.name)
                 else:
                     record = await self._delete_mapped(record, incus_name)
                     deleted.append(incus_name)
-            with upstream("restore snapshot"):
-                await self.client.rollback_snapshot(record.rd_name, target.name)
+            await self.client.rollback_snapshot(record.rd_name, target.name)
             return deleted

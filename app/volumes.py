@@ -21,7 +21,7 @@ from app.naming import LINSTOR_NAME_RE, random_linstor_name, validate_project
 from app.resolver import CacheInfo, Resolver, same_pool
 from app.settings import Settings
 from app.specs import CreateSpec, SourceSpec, make_key, source_key
-from app.upstream import upstream
+from app.translate import translates_linstor_errors
 
 __all__ = ["CreateSpec", "SourceSpec", "VolumeService", "make_key", "source_key"]
 
@@ -40,10 +40,10 @@ class VolumeService:
 
     # ---- pools -----------------------------------------------------------------------------------------
 
+    @translates_linstor_errors("list pools")
     async def pools(self) -> list[ResourceGroup]:
         """The resource groups that can hold volumes (the restore staging group is not one)."""
-        with upstream("list pools"):
-            groups = await self.client.list_resource_groups()
+        groups = await self.client.list_resource_groups()
         return [g for g in groups if not same_pool(g.name, self.settings.staging_resource_group)]
 
     async def require_pool(self, pool: str) -> ResourceGroup:
@@ -52,14 +52,14 @@ class VolumeService:
             raise InvalidInput("invalid_pool", f"{pool!r} is not a valid LINSTOR resource group name")
         if same_pool(pool, self.settings.staging_resource_group):
             raise NotFound("pool_not_found", f"Pool {pool!r} is the service's staging group, not a pool")
-        with upstream("read pool"):
-            try:
-                return await self.client.get_resource_group(pool)
-            except LinstorNotFound as exc:
-                raise NotFound("pool_not_found", f"Pool (resource group) {pool!r} not found") from exc
+        try:
+            return await self.client.get_resource_group(pool)
+        except LinstorNotFound as exc:
+            raise NotFound("pool_not_found", f"Pool (resource group) {pool!r} not found") from exc
 
     # ---- lookups ---------------------------------------------------------------------------------------
 
+    @translates_linstor_errors("look up volume")
     async def get(self, key: VolumeKey, *, confirm: bool = True) -> tuple[VolumeRecord, CacheInfo]:
         """The one resource definition holding `key`: 404 when none, 409 ambiguous_volume when several.
 
@@ -92,6 +92,7 @@ class VolumeService:
             raise NotFound("source_not_found", f"Source: {exc.detail}") from exc
         return record
 
+    @translates_linstor_errors("list volumes")
     async def list_volumes(
         self, pool: str, *, project: str | None, vtype: VolumeType | None, fresh: bool = False
     ) -> tuple[list[VolumeRecord], CacheInfo]:
@@ -101,8 +102,21 @@ class VolumeService:
         await self.require_pool(pool)
         return await self.resolver.list_volumes(pool, project=project, vtype=vtype, fresh=fresh)
 
+    @translates_linstor_errors("resolve LINSTOR name")
+    async def resolve(self, linstor_name: str) -> tuple[VolumeRecord, str | None, CacheInfo]:
+        """Reverse lookup: the volume behind an RD name, or the volume and Incus name behind a snapshot."""
+        if not LINSTOR_NAME_RE.fullmatch(linstor_name):
+            raise InvalidInput("invalid_name", f"{linstor_name!r} is not a valid LINSTOR name")
+        resolved = await self.resolver.resolve(linstor_name)
+        if resolved is None:
+            raise NotFound(
+                "linstor_name_not_found", f"No volume or snapshot of this service is named {linstor_name!r}"
+            )
+        return resolved
+
     # ---- create and copy: the one provisioning path -------------------------------------------------------
 
+    @translates_linstor_errors("create volume")
     async def create(self, pool: str, spec: CreateSpec) -> VolumeRecord:
         """Create a volume, or copy one (`spec.source`), or make one from a snapshot (`source.snapshot`)."""
         key = make_key(pool, spec.project, spec.type, spec.name)
@@ -178,6 +192,7 @@ class VolumeService:
 
     # ---- rename and delete -----------------------------------------------------------------------------
 
+    @translates_linstor_errors("rename volume")
     async def rename(self, key: VolumeKey, new_name: str) -> VolumeRecord:
         """Rename by rewriting Aux/<ns>/name in one property update; the RD name never changes."""
         new_key = make_key(key.pool, key.project, key.type, new_name)
@@ -187,22 +202,21 @@ class VolumeService:
             if new_name == key.name:
                 return record
             await self.require_free(new_key)  # Incus does not check (incus-linstor-driver.md §4.1); we do
-            with upstream("rename volume"):
-                await self.client.modify_resource_definition(
-                    record.rd_name, override_props={self.codec.keys.name: self.codec.aux_name(new_key)}
-                )
+            await self.client.modify_resource_definition(
+                record.rd_name, override_props={self.codec.keys.name: self.codec.aux_name(new_key)}
+            )
             renamed = replace(record, key=new_key)
             await self.resolver.written(renamed)
             return renamed
 
+    @translates_linstor_errors("delete volume")
     async def delete(self, key: VolumeKey) -> None:
         """Delete the volume's LINSTOR snapshots (LINSTOR refuses otherwise), then its resource definition."""
         async with self.locks.hold(key):
             record, _ = await self.get(key)
-            with upstream("delete volume"):
-                for snap in await self.client.list_snapshots(record.rd_name):
-                    await self.client.delete_snapshot(record.rd_name, snap.name)
-                await self.client.delete_resource_definition(record.rd_name)
+            for snap in await self.client.list_snapshots(record.rd_name):
+                await self.client.delete_snapshot(record.rd_name, snap.name)
+            await self.client.delete_resource_definition(record.rd_name)
             await self.resolver.removed(record.rd_name)
 
 

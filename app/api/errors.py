@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.errors import ServiceError
+from app.linstor.errors import LinstorError
+from app.translate import linstor_errors
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
@@ -52,6 +54,18 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+async def _linstor_error(request: Request, exc: Exception) -> JSONResponse:
+    # a domain operation without its boundary: translated here all the same, never a 500 (app/translate.py)
+    assert isinstance(exc, LinstorError)
+    route = request.scope.get("route")
+    action = getattr(route, "name", "request").replace("_", " ")
+    try:
+        with linstor_errors(action):
+            raise exc
+    except ServiceError as translated:
+        return await _service_error(request, translated)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     return problem(request, 500, "internal_error", "Internal error", "unexpected error; see the service log")
@@ -60,6 +74,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     """Register the handlers on `app`."""
     app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(LinstorError, _linstor_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -7,8 +7,6 @@ from fastapi import APIRouter, Response
 from app.api.common import cache_headers, problems
 from app.api.deps import ServicesDep
 from app.api.schemas import Health, Pool, PoolList, Resolution, Volume
-from app.errors import InvalidInput, NotFound
-from app.naming import LINSTOR_NAME_RE
 
 router = APIRouter()
 
@@ -22,14 +20,7 @@ async def list_pools(svc: ServicesDep) -> PoolList:
 @router.get("/v1/resolve/{linstor_name}", tags=["resolve"], responses=problems(404))
 async def resolve(linstor_name: str, svc: ServicesDep, response: Response) -> Resolution:
     """Reverse lookup: the volume (and snapshot) behind a LINSTOR resource definition or snapshot name."""
-    if not LINSTOR_NAME_RE.fullmatch(linstor_name):
-        raise InvalidInput("invalid_name", f"{linstor_name!r} is not a valid LINSTOR name")
-    resolved = await svc.resolver.resolve(linstor_name)
-    if resolved is None:
-        raise NotFound(
-            "linstor_name_not_found", f"No volume or snapshot of this service is named {linstor_name!r}"
-        )
-    record, snapshot, info = resolved
+    record, snapshot, info = await svc.volumes.resolve(linstor_name)
     cache_headers(response, info)
     if snapshot is None:
         return Resolution(linstor_name=record.rd_name, kind="resource-definition", volume=Volume.of(record))

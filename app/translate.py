@@ -1,10 +1,18 @@
-"""Translate LINSTOR client errors that the domain did not handle into service errors."""
+"""LINSTOR's errors in the service's words, translated once where a domain operation starts.
+
+The domain's public operations are decorated with `translates_linstor_errors`: whatever LINSTOR client error
+the operation did not handle itself (a step may catch `LinstorNotFound` to mean "absent") leaves it as a
+service error with a stable problem code. httpx's `map_exceptions` is the model: one boundary, not a `with`
+block around every call, so no call can be forgotten. The API's error handlers translate any client error
+that still escapes (a new operation without the decorator) the same way, so none becomes a 500.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from app.errors import Conflict, UpstreamError
 from app.linstor.errors import (
@@ -31,9 +39,30 @@ def linstor_detail(exc: LinstorError) -> dict[str, Any]:
     return detail
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+Operation = Callable[P, Awaitable[R]]
+
+
+def translates_linstor_errors(action: str) -> Callable[[Operation[P, R]], Operation[P, R]]:
+    """Decorate a domain operation: LINSTOR client errors it lets through become service errors."""
+
+    def decorate(operation: Operation[P, R]) -> Operation[P, R]:
+        @functools.wraps(operation)
+        async def translated(*args: P.args, **kwargs: P.kwargs) -> R:
+            with linstor_errors(action):
+                return await operation(*args, **kwargs)
+
+        return translated
+
+    return decorate
+
+
 @contextmanager
-def upstream(action: str) -> Iterator[None]:
-    """Run a LINSTOR interaction; turn unhandled client errors into 409/502/503/504 service errors."""
+def linstor_errors(action: str) -> Iterator[None]:
+    """Turn LINSTOR client errors into 409/502/503/504 service errors, the message prefixed by `action`."""
     try:
         yield
     except LinstorTimeout as exc:
