@@ -19,7 +19,7 @@ from app.identity import ContentType, VolumeKey, VolumeRecord, VolumeType
 from app.linstor import LinstorClient, LinstorExists, LinstorNotFound
 from app.linstor.client import spawned_without_resources
 from app.linstor.models import CloneRequest, ResourceGroupCreate, Snapshot
-from app.naming import ALLOWED_CONTENT, Codec, round_size_kib
+from app.naming import ALLOWED_CONTENT, AuxCodec, round_size_kib
 from app.settings import Settings
 from app.specs import CreateSpec, SourceSpec, source_key
 
@@ -28,7 +28,7 @@ class Sources(Protocol):
     """What the copy steps need of the volume service: its client, codec, settings and source lookup."""
 
     client: LinstorClient
-    codec: Codec
+    codec: AuxCodec
     settings: Settings
 
     async def get_source(self, key: VolumeKey) -> VolumeRecord:
@@ -60,7 +60,7 @@ class Build(Protocol):
 class NewVolume:
     """A new, empty volume: one spawn carrying the identity, then autoplace if nothing was placed."""
 
-    def __init__(self, spec: CreateSpec, client: LinstorClient, codec: Codec, settings: Settings) -> None:
+    def __init__(self, spec: CreateSpec, client: LinstorClient, codec: AuxCodec, settings: Settings) -> None:
         if spec.size_bytes is None or spec.size_bytes <= 0:
             raise InvalidInput("invalid_size", "A positive size is required to create a volume")
         self.spec = spec
@@ -184,7 +184,7 @@ class IdentityChange:
     delete_namespaces: list[str]
 
 
-def identity_change(codec: Codec, record: VolumeRecord) -> IdentityChange:
+def identity_change(codec: AuxCodec, record: VolumeRecord) -> IdentityChange:
     """Set the Aux identity, drop a copied description the new volume has not got, drop the source's
     snapshot mappings (both key spellings)."""
     keys = codec.keys

@@ -14,7 +14,7 @@ from app.cache.sync import ResourceDefinitionLister, SyncResult, full_sync
 from app.errors import Conflict, ServiceError
 from app.identity import VolumeRecord
 from app.linstor.models import ResourceDefinition
-from app.naming import Codec
+from app.naming import AuxCodec
 from app.resolver import CacheCounters
 from app.settings import CacheMode, Settings
 from app.translate import translates_linstor_errors
@@ -26,7 +26,7 @@ class VolumeDecoder(Protocol):
     """What the cache service needs of the resolver (app/resolver.py)."""
 
     @property
-    def codec(self) -> Codec:
+    def codec(self) -> AuxCodec:
         """The Aux-properties codec: its keys filter the listing."""
         ...
 

@@ -117,15 +117,15 @@ def _cache(args: argparse.Namespace) -> None:
 async def _rebuild(settings: Settings, store: CacheStore) -> SyncResult:
     from app.cache_service import CacheService
     from app.linstor.config import ConnectionConfig
-    from app.main import linstor_client
-    from app.naming import Codec
+    from app.naming import AuxCodec
     from app.resolver import Resolver
+    from app.services import linstor_client
 
     try:
         await asyncio.to_thread(store.upgrade)
         # the service's timeouts and retries: a listing that the service can take, the CLI can take too
         async with linstor_client(settings, ConnectionConfig.from_env(os.environ)) as client:
-            codec = Codec(settings.volume_prefix, settings.property_namespace)
+            codec = AuxCodec(settings.volume_prefix, settings.property_namespace)
             resolver = Resolver(client, codec, store, settings.cache_mode)
             return await CacheService(store, client, resolver, settings).rebuild()
     finally:

@@ -9,7 +9,7 @@ ServiceError                    status  code (stable, documented in the README)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 
 class ServiceError(Exception):
@@ -23,6 +23,11 @@ class ServiceError(Exception):
         self.code = code
         self.detail = detail
         self.extra = extra
+
+    @classmethod
+    def answers(cls) -> dict[int, str]:
+        """The statuses (and their titles) errors of this class are answered with."""
+        return {cls.status: cls.title}
 
 
 class InvalidInput(ServiceError):
@@ -51,8 +56,29 @@ class UpstreamError(ServiceError):
 
     status = 502
     title = "LINSTOR error"
+    TITLES: ClassVar[dict[int, str]] = {
+        502: "LINSTOR error",
+        503: "LINSTOR unavailable",
+        504: "LINSTOR timeout",
+    }
 
     def __init__(self, code: str, detail: str, *, status: int = 502, **extra: Any) -> None:
         super().__init__(code, detail, **extra)
         self.status = status
-        self.title = {503: "LINSTOR unavailable", 504: "LINSTOR timeout"}.get(status, self.title)
+        self.title = self.TITLES[status]
+
+    @classmethod
+    def answers(cls) -> dict[int, str]:
+        """502, 503 and 504."""
+        return dict(cls.TITLES)
+
+
+def answers() -> dict[int, str]:
+    """Every status the error tree answers with, and its title: the API documents them from here."""
+    out: dict[int, str] = {}
+    pending: list[type[ServiceError]] = list(ServiceError.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        out.update(cls.answers())
+        pending.extend(cls.__subclasses__())
+    return dict(sorted(out.items()))

@@ -7,71 +7,23 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 import httpx
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from app import __version__
-from app.api import cache as cache_routes
-from app.api import errors, misc, snapshots, volumes
+from app.api import cache, errors, health, pools, resolve, snapshots, volumes
+from app.api.common import problem_json_only
 from app.cache.store import CacheStore
 from app.cache_service import CacheService
-from app.linstor import LinstorClient, LinstorError
-from app.linstor.client import Timeouts
 from app.linstor.config import ConnectionConfig
-from app.naming import Codec
+from app.naming import AuxCodec
 from app.resolver import Resolver
+from app.services import Services, linstor_client
 from app.settings import Settings
 from app.snapshots import SnapshotService
 from app.volumes import VolumeService
-
-
-@dataclass
-class Services:
-    """Everything a request needs, built once per process by the lifespan."""
-
-    settings: Settings
-    client: LinstorClient
-    resolver: Resolver
-    volumes: VolumeService
-    snapshots: SnapshotService
-    cache_service: CacheService
-    cache: CacheStore | None
-
-    async def readiness(self) -> dict[str, str]:
-        """One check per dependency: "ok" or the reason it is not."""
-        checks: dict[str, str] = {}
-        try:
-            await self.client.controller_version()
-            checks["linstor"] = "ok"
-        except LinstorError as exc:
-            checks["linstor"] = f"unavailable: {exc.message}"
-        if self.cache is not None:
-            try:
-                await self.cache.stats()
-                checks["cache"] = "ok"
-            except Exception as exc:  # any database error makes the replica not ready
-                checks["cache"] = f"unavailable: {exc}"
-        return checks
-
-
-def linstor_client(
-    settings: Settings, connection: ConnectionConfig, *, transport: httpx.AsyncBaseTransport | None = None
-) -> LinstorClient:
-    """The LINSTOR client with the timeouts, retries and connection cap of `settings`."""
-    return LinstorClient(
-        connection,
-        timeouts=Timeouts(
-            connect=settings.linstor_connect_timeout,
-            read=settings.linstor_read_timeout,
-            write=settings.linstor_write_timeout,
-        ),
-        retries=settings.linstor_retries,
-        max_connections=settings.linstor_max_connections,
-        transport=transport,
-    )
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -96,7 +48,7 @@ def create_app(
             cache = CacheStore.open(settings.cache_url)
             await asyncio.to_thread(cache.upgrade)
         resolver = Resolver(
-            client, Codec(settings.volume_prefix, settings.property_namespace), cache, settings.cache_mode
+            client, AuxCodec(settings.volume_prefix, settings.property_namespace), cache, settings.cache_mode
         )
         volume_service = VolumeService(client, resolver, settings)
         services = Services(
@@ -135,6 +87,14 @@ def create_app(
         generate_unique_id_function=_operation_id,
     )
     errors.install(app)
-    for router in (volumes.router, snapshots.router, misc.router, cache_routes.router):
+    for router in (
+        volumes.router,
+        snapshots.router,
+        pools.router,
+        resolve.router,
+        health.router,
+        cache.router,
+    ):
         app.include_router(router)
+    problem_json_only(app)
     return app

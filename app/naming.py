@@ -187,7 +187,7 @@ class PropertyKeys:
         return [self.snapshot_prefix + incus_name, self.doc_snapshot_prefix + incus_name]
 
 
-class Codec:
+class AuxCodec:
     """Encodes volume identities into Aux properties and decodes resource definitions back."""
 
     def __init__(self, prefix: str, namespace: str) -> None:

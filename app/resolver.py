@@ -16,12 +16,13 @@ import logging
 import time
 from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from enum import Enum
 from typing import Protocol, TypeVar
 
 from app.identity import VolumeKey, VolumeRecord, VolumeType
 from app.linstor import LinstorClient, LinstorNotFound
 from app.linstor.models import ResourceDefinition
-from app.naming import Codec
+from app.naming import AuxCodec
 from app.settings import CacheMode
 
 log = logging.getLogger(__name__)
@@ -51,17 +52,26 @@ class CacheBackend(Protocol):
     async def delete(self, rd_name: str) -> None: ...
 
 
+class Served(Enum):
+    """Where an answer came from; the API words it as an RFC 9211 Cache-Status."""
+
+    HIT = "hit"  # from the cache (confirmed with LINSTOR in verify mode)
+    MISS = "miss"  # from LINSTOR, the cache did not have it or had it wrong
+    BYPASS = "bypass"  # from LINSTOR, there is no cache
+
+
 @dataclass(frozen=True)
 class CacheInfo:
-    """How an answer was served: RFC 9211 Cache-Status and, for trusted hits, its age in seconds."""
+    """How an answer was served and, for answers from the cache alone, their age in seconds."""
 
-    status: str
+    served: Served
     age: float | None = None
 
 
 FULL_LISTS = 2
-MISS = CacheInfo("fwd=miss")
-BYPASS = CacheInfo("fwd=bypass")
+MISS = CacheInfo(Served.MISS)
+BYPASS = CacheInfo(Served.BYPASS)
+HIT = CacheInfo(Served.HIT)
 
 
 @dataclass
@@ -87,7 +97,7 @@ class Resolver:
     """Finds volumes by identity, by LINSTOR name and by pool; keeps the cache current."""
 
     def __init__(
-        self, client: LinstorClient, codec: Codec, cache: CacheBackend | None, mode: CacheMode
+        self, client: LinstorClient, codec: AuxCodec, cache: CacheBackend | None, mode: CacheMode
     ) -> None:
         self.client = client
         self.codec = codec
@@ -119,7 +129,7 @@ class Resolver:
             confirmed = await self._confirm(hit.record)
             if confirmed is not None and self._matches(confirmed, key):
                 self.counters.hits += 1
-                return [confirmed], CacheInfo("hit")
+                return [confirmed], HIT
             if confirmed is not None:
                 stale = []  # the RD lives on under another identity: _confirm rewrote its entry already
         self.counters.misses += 1
@@ -132,10 +142,10 @@ class Resolver:
         fresh_names = {r.rd_name for r in fresh}
         for old in cached:
             if old.rd_name not in fresh_names:
-                await self.removed(old.rd_name)
+                await self.forget(old.rd_name)
         for record in fresh:
             if record not in cached:
-                await self.written(record)
+                await self.remember(record)
 
     async def find_in_linstor(self, key: VolumeKey) -> list[VolumeRecord]:
         """Incus's lookup: props filter on name and type, then keep the pool's resource group (§3.1)."""
@@ -157,12 +167,12 @@ class Resolver:
         # GET /v1/resource-definitions/{rd} never carries volume definitions (linstor-rest-api.md §2.4)
         fresh = replace(fresh, volume_sizes_kib=cached.volume_sizes_kib)
         if fresh != cached and self.cache is not None:
-            await self.written(fresh)
+            await self.remember(fresh)
         return fresh
 
     def _trusted(self, hit: Cached) -> CacheInfo:
         confirmed_at = max(hit.updated_at, self.counters.last_sync or 0.0)
-        return CacheInfo("hit", age=max(0.0, time.time() - confirmed_at))
+        return CacheInfo(Served.HIT, age=max(0.0, time.time() - confirmed_at))
 
     @staticmethod
     def _matches(record: VolumeRecord, key: VolumeKey) -> bool:
@@ -185,7 +195,7 @@ class Resolver:
         if rows is not None:
             self.counters.hits += 1
             age = time.time() - self.counters.last_sync if self.counters.last_sync else None
-            return [r.record for r in rows], CacheInfo("hit", age=age)
+            return [r.record for r in rows], CacheInfo(Served.HIT, age=age)
         props = [self.codec.keys.name]
         if vtype is not None:
             props.append(f"{self.codec.keys.type}={vtype.linstor}")
@@ -224,7 +234,7 @@ class Resolver:
             return record, BYPASS
         if hit is not None and hit.record == record:
             self.counters.hits += 1  # verify: the one name read confirmed the entry
-            return record, CacheInfo("hit")
+            return record, HIT
         self.counters.misses += 1
         await self._repair([hit.record] if hit is not None else [], [record] if record is not None else [])
         return record, MISS
@@ -235,33 +245,36 @@ class Resolver:
         A name the cache knows as a snapshot goes straight to the snapshot path, so resolving a snapshot
         costs no resource-definition read of LINSTOR first.
         """
-        snap_hit = await self._read(self.cache.by_snapshot(name), None) if self.cache is not None else None
-        if snap_hit is None:
+        row = await self._snapshot_row(name)
+        if row is None:
             record, info = await self.by_rd_name(name)
             if record is not None:
                 return record, None, info
-        found, info = await self.by_snapshot_name(name, cached=snap_hit if self.cache is not None else False)
+        found, info = await self.by_snapshot_name(name, row)
         return (found[0], found[1], info) if found is not None else None
 
+    async def _snapshot_row(self, snapshot: str) -> tuple[Cached, str] | None:
+        """The cache's row mapping `snapshot`, and its Incus name; None without a cache or a row."""
+        if self.cache is None:
+            return None
+        return await self._read(self.cache.by_snapshot(snapshot), None)
+
     async def by_snapshot_name(
-        self, snapshot: str, *, cached: tuple[Cached, str] | bool | None = False
+        self, snapshot: str, row: tuple[Cached, str] | None
     ) -> tuple[tuple[VolumeRecord, str] | None, CacheInfo]:
-        """(volume, Incus snapshot name) for a LINSTOR snapshot name; `cached`: the cache's row if already
-        read (None: read, and absent), False: not read yet."""
+        """(volume, Incus snapshot name) for a LINSTOR snapshot name, given the cache's row for it."""
         if self.cache is not None:
-            hit = await self._read(self.cache.by_snapshot(snapshot), None) if cached is False else cached
-            assert not isinstance(hit, bool)
-            if hit is not None:
-                row, incus_name = hit
+            if row is not None:
+                cached, incus_name = row
                 if self.mode is CacheMode.TRUST:
                     self.counters.hits += 1
-                    return (row.record, incus_name), self._trusted(row)
-                fresh = await self._confirm(row.record)
+                    return (cached.record, incus_name), self._trusted(cached)
+                fresh = await self._confirm(cached.record)
                 if fresh is not None and fresh.snapshots.get(incus_name, "").upper() == snapshot.upper():
                     self.counters.hits += 1
-                    return (fresh, incus_name), CacheInfo("hit")
+                    return (fresh, incus_name), HIT
                 if fresh is None:
-                    await self.removed(row.record.rd_name)
+                    await self.forget(cached.record.rd_name)
             self.counters.misses += 1
         # No props filter exists for snapshots: scan the snapshot view, then read the parent by name.
         snaps = await self.client.view_snapshots()
@@ -278,13 +291,13 @@ class Resolver:
 
     # ---- write-through ---------------------------------------------------------------------------------
 
-    async def written(self, record: VolumeRecord) -> None:
-        """The service changed `record` in LINSTOR."""
+    async def remember(self, record: VolumeRecord) -> None:
+        """Cache write-through: the service changed `record` in LINSTOR."""
         if self.cache is not None:
             await self._write_through(self.cache.put(record), record.rd_name)
 
-    async def removed(self, rd_name: str) -> None:
-        """The service deleted `rd_name` from LINSTOR."""
+    async def forget(self, rd_name: str) -> None:
+        """Cache write-through: the service deleted `rd_name` from LINSTOR."""
         if self.cache is not None:
             await self._write_through(self.cache.delete(rd_name), rd_name)
 

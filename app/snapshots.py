@@ -95,7 +95,7 @@ class SnapshotService:
             except BaseException:
                 await self._drop_snapshot(record.rd_name, snap)
                 raise
-            await self.volumes.resolver.written(replace(record, snapshots={**record.snapshots, name: snap}))
+            await self.volumes.resolver.remember(replace(record, snapshots={**record.snapshots, name: snap}))
             return SnapshotView(name, taken)
 
     async def _drop_snapshot(self, rd: str, snap: str) -> None:
@@ -123,7 +123,7 @@ class SnapshotService:
             )
             snapshots = {k: v for k, v in record.snapshots.items() if k != name} | {new_name: linstor_name}
             renamed = replace(record, snapshots=snapshots)
-            await self.volumes.resolver.written(renamed)
+            await self.volumes.resolver.remember(renamed)
             return SnapshotView(new_name, await self._linstor_snapshot(renamed, new_name))
 
     @translates_linstor_errors("delete snapshot")
@@ -140,7 +140,7 @@ class SnapshotService:
             record.rd_name, delete_props=self.keys.snapshot_keys(name)
         )
         remaining = replace(record, snapshots={k: v for k, v in record.snapshots.items() if k != name})
-        await self.volumes.resolver.written(remaining)
+        await self.volumes.resolver.remember(remaining)
         return remaining
 
     @translates_linstor_errors("restore snapshot")

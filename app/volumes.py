@@ -152,7 +152,7 @@ class VolumeService:
             async with self.undo_on_error(record.rd_name):
                 await build.make(record, group.name)
                 await self.settle(record)
-            await self.resolver.written(record)
+            await self.resolver.remember(record)
             return record
 
     async def require_free(self, key: VolumeKey) -> None:
@@ -188,7 +188,7 @@ class VolumeService:
             await asyncio.shield(self.client.delete_resource_definition(rd))
         except Exception:  # the original error matters more; the orphan is logged for an operator
             log.exception("could not remove %s after a failed create; remove it by hand", rd)
-        await self.resolver.removed(rd)
+        await self.resolver.forget(rd)
 
     # ---- rename and delete -----------------------------------------------------------------------------
 
@@ -206,7 +206,7 @@ class VolumeService:
                 record.rd_name, override_props={self.codec.keys.name: self.codec.aux_name(new_key)}
             )
             renamed = replace(record, key=new_key)
-            await self.resolver.written(renamed)
+            await self.resolver.remember(renamed)
             return renamed
 
     @translates_linstor_errors("delete volume")
@@ -217,7 +217,7 @@ class VolumeService:
             for snap in await self.client.list_snapshots(record.rd_name):
                 await self.client.delete_snapshot(record.rd_name, snap.name)
             await self.client.delete_resource_definition(record.rd_name)
-            await self.resolver.removed(record.rd_name)
+            await self.resolver.forget(record.rd_name)
 
 
 class _Undo:

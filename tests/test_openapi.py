@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from app.errors import answers
 from app.main import create_app
 from app.settings import Settings
 
@@ -32,3 +33,21 @@ def test_every_error_response_is_problem_json() -> None:
             for status, response in op["responses"].items():
                 if status.startswith(("4", "5")) and path not in ("/readyz",):
                     assert "application/problem+json" in response["content"], (method, path, status)
+
+
+def test_error_answers_come_from_the_error_tree_as_problem_json_only() -> None:
+    """Every operation that reaches the domain documents every status of app/errors.py, and problem
+    bodies only as application/problem+json (issue 9: 502 was documented on create only)."""
+    spec = create_app(Settings(cache_url="none")).openapi()
+    for path, item in spec["paths"].items():
+        if not path.startswith("/v1/"):
+            continue
+        for method, op in item.items():
+            documented = {int(s) for s in op["responses"] if s.startswith(("4", "5"))}
+            assert documented == set(answers()), (method, path)
+            for status in documented:
+                content = op["responses"][str(status)]["content"]
+                assert list(content) == ["application/problem+json"], (method, path, status)
+                assert content["application/problem+json"]["schema"] == {
+                    "$ref": "#/components/schemas/Problem"
+                }

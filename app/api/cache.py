@@ -4,24 +4,24 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.common import problems
-from app.api.deps import ServicesDep
+from app.api.common import ERRORS
+from app.api.deps import CacheDep
 from app.api.schemas import CacheReport, RebuildReport
 from app.cache_service import CacheSummary
 
-router = APIRouter(prefix="/v1/cache", tags=["cache"])
+router = APIRouter(prefix="/v1/cache", tags=["cache"], responses=ERRORS)
 
 
 @router.get("")
-async def cache_report(svc: ServicesDep) -> CacheReport:
+async def cache_report(cache: CacheDep) -> CacheReport:
     """Size, last sync time and age, hit and miss counts of this replica."""
-    return _report(await svc.cache_service.report())
+    return _report(await cache.report())
 
 
-@router.post("/rebuild", responses=problems(409, 502))
-async def rebuild_cache(svc: ServicesDep) -> RebuildReport:
+@router.post("/rebuild")
+async def rebuild_cache(cache: CacheDep) -> RebuildReport:
     """Fill the cache again from LINSTOR alone; when LINSTOR fails, the cache is left as it was."""
-    result = await svc.cache_service.rebuild()
+    result = await cache.rebuild()
     return RebuildReport(volumes=result.volumes, duration_seconds=result.duration)
 
 

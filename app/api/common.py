@@ -4,31 +4,47 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Response
+from fastapi import FastAPI, Response
 
 from app.api.schemas import Problem
-from app.resolver import CacheInfo
+from app.errors import answers
+from app.resolver import CacheInfo, Served
 
-_TEXT = {
-    404: "Not found",
-    409: "Conflict",
-    422: "Invalid input",
-    502: "LINSTOR error",
-    503: "LINSTOR unavailable",
-    504: "LINSTOR timeout",
+PROBLEM_JSON = "application/problem+json"
+
+# Every error answer of the service, documented from the error tree (app/errors.py) on every router that
+# reaches the domain; 422 includes FastAPI's own request validation, answered as a problem too.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "description": title, "content": {PROBLEM_JSON: {}}}
+    for status, title in answers().items()
 }
 
 
-def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` entries for problem+json errors."""
-    return {
-        s: {"model": Problem, "description": _TEXT[s], "content": {"application/problem+json": {}}}
-        for s in (*statuses, 422, 503, 504)
-    }
+def problem_json_only(app: FastAPI) -> None:
+    """Document problem answers as application/problem+json only (FastAPI adds application/json)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = build()
+            for path in document.get("paths", {}).values():
+                for operation in path.values():
+                    for answer in operation.get("responses", {}).values():
+                        content = answer.get("content", {})
+                        if PROBLEM_JSON in content and "application/json" in content:
+                            content[PROBLEM_JSON] = content.pop("application/json")
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+# RFC 9211 Cache-Status parameters for each way an answer is served
+_CACHE_STATUS = {Served.HIT: "hit", Served.MISS: "fwd=miss", Served.BYPASS: "fwd=bypass"}
 
 
 def cache_headers(response: Response, info: CacheInfo) -> None:
     """RFC 9211 Cache-Status, and Age (RFC 9111) for answers the cache served without asking LINSTOR."""
-    response.headers["Cache-Status"] = f"linstor-names; {info.status}"
+    response.headers["Cache-Status"] = f"linstor-names; {_CACHE_STATUS[info.served]}"
     if info.age is not None:
         response.headers["Age"] = str(int(info.age))

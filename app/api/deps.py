@@ -1,19 +1,49 @@
-"""Annotated dependency aliases: route signatures stay one line."""
+"""Annotated dependency aliases, one per service, and the volume key of a route: signatures stay short."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 
-if TYPE_CHECKING:
-    from app.main import Services
+from app.cache_service import CacheService
+from app.identity import VolumeKey, VolumeType
+from app.services import Services
+from app.snapshots import SnapshotService
+from app.specs import make_key
+from app.volumes import VolumeService
+
+# Every dependency is async: a sync dependency costs a thread hop per request.
 
 
-async def services(request: Request) -> Services:
-    """The objects the lifespan built for this process (async: a sync dependency costs a thread hop)."""
-    svc: Services = request.app.state.services
-    return svc
+async def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
 
 
-ServicesDep = Annotated["Services", Depends(services)]
+async def _volumes(request: Request) -> VolumeService:
+    return (await _services(request)).volumes
+
+
+async def _snapshots(request: Request) -> SnapshotService:
+    return (await _services(request)).snapshots
+
+
+async def _cache(request: Request) -> CacheService:
+    return (await _services(request)).cache_service
+
+
+async def _volume_key(
+    pool: str,
+    type: VolumeType,
+    name: str,
+    project: Annotated[str, Query(description="Incus project of the volume.")] = "default",
+) -> VolumeKey:
+    return make_key(pool, project, type, name)
+
+
+ServicesDep = Annotated[Services, Depends(_services)]
+VolumesDep = Annotated[VolumeService, Depends(_volumes)]
+SnapshotsDep = Annotated[SnapshotService, Depends(_snapshots)]
+CacheDep = Annotated[CacheService, Depends(_cache)]
+VolumeKeyDep = Annotated[VolumeKey, Depends(_volume_key)]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 
-from app.api.common import problems
-from app.api.deps import ServicesDep
+from app.api.common import ERRORS
+from app.api.deps import SnapshotsDep, VolumeKeyDep
 from app.api.schemas import (
     RestoreResult,
     SnapshotCreate,
@@ -16,86 +16,59 @@ from app.api.schemas import (
     SnapshotRename,
     SnapshotRestore,
 )
-from app.identity import VolumeType
-from app.volumes import make_key
 
-router = APIRouter(prefix="/v1/pools/{pool}/volumes/{type}/{name}/snapshots", tags=["snapshots"])
-ProjectQuery = Query("default", description="Incus project of the volume.")
+router = APIRouter(
+    prefix="/v1/pools/{pool}/volumes/{type}/{name}/snapshots", tags=["snapshots"], responses=ERRORS
+)
 
 
-@router.post("", status_code=201, responses=problems(404, 409))
+@router.post("", status_code=201)
 async def create_snapshot(
-    pool: str,
-    type: VolumeType,
-    name: str,
-    body: SnapshotCreate,
-    svc: ServicesDep,
-    response: Response,
-    project: str = ProjectQuery,
+    key: VolumeKeyDep, body: SnapshotCreate, snapshots: SnapshotsDep, response: Response
 ) -> SnapshotOut:
     """Take a LINSTOR snapshot and map the Incus name to it on the volume's resource definition."""
-    view = await svc.snapshots.create(make_key(pool, project, type, name), body.name)
-    parts = [quote(p, safe="") for p in (pool, type.value, name, view.name)]
+    view = await snapshots.create(key, body.name)
+    parts = [quote(p, safe="") for p in (key.pool, key.type.value, key.name, view.name)]
     location = "/v1/pools/{}/volumes/{}/{}/snapshots/{}".format(*parts)
-    response.headers["Location"] = f"{location}?project={quote(project, safe='')}"
+    response.headers["Location"] = f"{location}?project={quote(key.project, safe='')}"
     return SnapshotOut.of(view.name, view.linstor)
 
 
-@router.get("", responses=problems(404, 409))
-async def list_snapshots(
-    pool: str, type: VolumeType, name: str, svc: ServicesDep, project: str = ProjectQuery
-) -> SnapshotList:
+@router.get("")
+async def list_snapshots(key: VolumeKeyDep, snapshots: SnapshotsDep) -> SnapshotList:
     """The volume's snapshots, oldest first."""
-    views = await svc.snapshots.list_snapshots(make_key(pool, project, type, name))
+    views = await snapshots.list_snapshots(key)
     return SnapshotList(snapshots=[SnapshotOut.of(v.name, v.linstor) for v in views])
 
 
-@router.get("/{snapshot}", responses=problems(404, 409))
-async def get_snapshot(
-    pool: str, type: VolumeType, name: str, snapshot: str, svc: ServicesDep, project: str = ProjectQuery
-) -> SnapshotOut:
+@router.get("/{snapshot}")
+async def get_snapshot(key: VolumeKeyDep, snapshot: str, snapshots: SnapshotsDep) -> SnapshotOut:
     """One snapshot."""
-    view = await svc.snapshots.get(make_key(pool, project, type, name), snapshot)
+    view = await snapshots.get(key, snapshot)
     return SnapshotOut.of(view.name, view.linstor)
 
 
-@router.patch("/{snapshot}", responses=problems(404, 409))
+@router.patch("/{snapshot}")
 async def rename_snapshot(
-    pool: str,
-    type: VolumeType,
-    name: str,
-    snapshot: str,
-    body: SnapshotRename,
-    svc: ServicesDep,
-    project: str = ProjectQuery,
+    key: VolumeKeyDep, snapshot: str, body: SnapshotRename, snapshots: SnapshotsDep
 ) -> SnapshotOut:
     """Rename: one property update (old key deleted, new key set); the LINSTOR snapshot is untouched."""
-    view = await svc.snapshots.rename(make_key(pool, project, type, name), snapshot, body.name)
+    view = await snapshots.rename(key, snapshot, body.name)
     return SnapshotOut.of(view.name, view.linstor)
 
 
-@router.delete("/{snapshot}", status_code=204, responses=problems(404, 409))
-async def delete_snapshot(
-    pool: str, type: VolumeType, name: str, snapshot: str, svc: ServicesDep, project: str = ProjectQuery
-) -> Response:
+@router.delete("/{snapshot}", status_code=204)
+async def delete_snapshot(key: VolumeKeyDep, snapshot: str, snapshots: SnapshotsDep) -> Response:
     """Delete the LINSTOR snapshot, then its mapping."""
-    await svc.snapshots.delete(make_key(pool, project, type, name), snapshot)
+    await snapshots.delete(key, snapshot)
     return Response(status_code=204)
 
 
-@router.post("/{snapshot}/restore", responses=problems(404, 409))
+@router.post("/{snapshot}/restore")
 async def restore_snapshot(
-    pool: str,
-    type: VolumeType,
-    name: str,
-    snapshot: str,
-    svc: ServicesDep,
-    body: SnapshotRestore | None = None,
-    project: str = ProjectQuery,
+    key: VolumeKeyDep, snapshot: str, snapshots: SnapshotsDep, body: SnapshotRestore | None = None
 ) -> RestoreResult:
     """Roll the volume back to this snapshot (409 not_latest_snapshot unless newer ones may be deleted)."""
     delete_newer = body.delete_newer_snapshots if body else False
-    deleted = await svc.snapshots.restore(
-        make_key(pool, project, type, name), snapshot, delete_newer=delete_newer
-    )
+    deleted = await snapshots.restore(key, snapshot, delete_newer=delete_newer)
     return RestoreResult(restored=snapshot, deleted_snapshots=deleted)

@@ -7,14 +7,13 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Response
 
-from app.api.common import cache_headers, problems
-from app.api.deps import ServicesDep
+from app.api.common import ERRORS, cache_headers
+from app.api.deps import VolumeKeyDep, VolumesDep
 from app.api.schemas import Volume, VolumeCreate, VolumeList, VolumeRename
 from app.identity import VolumeRecord, VolumeType
-from app.volumes import CreateSpec, SourceSpec, make_key
+from app.specs import CreateSpec, SourceSpec
 
-router = APIRouter(prefix="/v1/pools/{pool}/volumes", tags=["volumes"])
-ProjectQuery = Query("default", description="Incus project of the volume.")
+router = APIRouter(prefix="/v1/pools/{pool}/volumes", tags=["volumes"], responses=ERRORS)
 
 
 def volume_path(record: VolumeRecord) -> str:
@@ -24,8 +23,8 @@ def volume_path(record: VolumeRecord) -> str:
     return f"{base}?project={quote(k.project, safe='')}"
 
 
-@router.post("", status_code=201, responses=problems(404, 409, 502))
-async def create_volume(pool: str, body: VolumeCreate, svc: ServicesDep, response: Response) -> Volume:
+@router.post("", status_code=201)
+async def create_volume(pool: str, body: VolumeCreate, volumes: VolumesDep, response: Response) -> Volume:
     """Create a volume, or copy one (`source`) with a LINSTOR clone that carries the new identity."""
     source = body.source
     spec = CreateSpec(
@@ -39,49 +38,42 @@ async def create_volume(pool: str, body: VolumeCreate, svc: ServicesDep, respons
         if source
         else None,
     )
-    record = await svc.volumes.create(pool, spec)
+    record = await volumes.create(pool, spec)
     response.headers["Location"] = volume_path(record)
     return Volume.of(record)
 
 
-@router.get("", responses=problems(404))
+@router.get("")
 async def list_volumes(
     pool: str,
-    svc: ServicesDep,
+    volumes: VolumesDep,
     response: Response,
     project: Annotated[str | None, Query(description="Only this project (default: all projects).")] = None,
     type: Annotated[VolumeType | None, Query(description="Only this type.")] = None,
     fresh: Annotated[bool, Query(description="Bypass the cache and list from LINSTOR.")] = False,
 ) -> VolumeList:
     """The volumes of a pool (a LINSTOR resource group)."""
-    records, info = await svc.volumes.list_volumes(pool, project=project, vtype=type, fresh=fresh)
+    records, info = await volumes.list_volumes(pool, project=project, vtype=type, fresh=fresh)
     cache_headers(response, info)
     return VolumeList(volumes=[Volume.of(r) for r in records])
 
 
-@router.get("/{type}/{name}", responses=problems(404, 409))
-async def get_volume(
-    pool: str, type: VolumeType, name: str, svc: ServicesDep, response: Response, project: str = ProjectQuery
-) -> Volume:
+@router.get("/{type}/{name}")
+async def get_volume(key: VolumeKeyDep, volumes: VolumesDep, response: Response) -> Volume:
     """Forward lookup: the LINSTOR resource definition of a volume."""
-    record, info = await svc.volumes.get(make_key(pool, project, type, name), confirm=False)
+    record, info = await volumes.get(key, confirm=False)
     cache_headers(response, info)
     return Volume.of(record)
 
 
-@router.patch("/{type}/{name}", responses=problems(404, 409))
-async def rename_volume(
-    pool: str, type: VolumeType, name: str, body: VolumeRename, svc: ServicesDep, project: str = ProjectQuery
-) -> Volume:
+@router.patch("/{type}/{name}")
+async def rename_volume(key: VolumeKeyDep, body: VolumeRename, volumes: VolumesDep) -> Volume:
     """Rename: one property update of Aux/<ns>/name; the LINSTOR name never changes."""
-    record = await svc.volumes.rename(make_key(pool, project, type, name), body.name)
-    return Volume.of(record)
+    return Volume.of(await volumes.rename(key, body.name))
 
 
-@router.delete("/{type}/{name}", status_code=204, responses=problems(404, 409))
-async def delete_volume(
-    pool: str, type: VolumeType, name: str, svc: ServicesDep, project: str = ProjectQuery
-) -> Response:
+@router.delete("/{type}/{name}", status_code=204)
+async def delete_volume(key: VolumeKeyDep, volumes: VolumesDep) -> Response:
     """Delete a volume: its snapshots first, then its resource definition."""
-    await svc.volumes.delete(make_key(pool, project, type, name))
+    await volumes.delete(key)
     return Response(status_code=204)

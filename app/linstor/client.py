@@ -35,7 +35,7 @@ from app.linstor.models import (
     Snapshot,
     VolumeDefinition,
 )
-from app.linstor.transport import Timeouts, Transport
+from app.linstor.transport import LinstorSession, Timeouts
 
 
 def _seg(name: str | int) -> str:
@@ -46,7 +46,7 @@ def _props_params(props: Iterable[str] | None) -> list[tuple[str, str]]:
     return [("props", p) for p in props or ()]
 
 
-class LinstorClient(Transport):
+class LinstorClient(LinstorSession):
     """Async client of the LINSTOR controller REST API v1."""
 
     # ---- controller ------------------------------------------------------------------------------------

@@ -57,7 +57,7 @@ class Timeouts:
         return httpx.Timeout(read, connect=self.connect, pool=self.connect)
 
 
-class Transport:
+class LinstorSession:
     """Sends LINSTOR API calls and decodes their answers (the base of LinstorClient)."""
 
     def __init__(

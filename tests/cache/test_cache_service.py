@@ -18,12 +18,12 @@ from app.identity import ContentType, VolumeKey, VolumeRecord, VolumeType
 from app.linstor import LinstorError
 from app.linstor.errors import LinstorTimeout, LinstorUnavailable
 from app.linstor.models import ResourceDefinition, VolumeDefinition
-from app.naming import Codec
+from app.naming import AuxCodec
 from app.resolver import CacheCounters, sizes_of
 from app.settings import CacheMode, Settings
 
 # a namespace other than Incus: the listing's props filter must come from the codec, not a literal
-CODEC = Codec("incus-volume-", "Lab")
+CODEC = AuxCodec("incus-volume-", "Lab")
 HOUR = 3600.0
 
 

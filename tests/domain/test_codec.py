@@ -1,13 +1,13 @@
-"""What Codec.decode refuses to call a volume (app/naming.py): RDs that are not volumes of ours."""
+"""What AuxCodec.decode refuses to call a volume (app/naming.py): RDs that are not volumes of ours."""
 
 from __future__ import annotations
 
 import pytest
 
 from app.identity import ContentType, VolumeKey, VolumeType
-from app.naming import Codec
+from app.naming import AuxCodec
 
-CODEC = Codec("incus-volume-", "Incus")
+CODEC = AuxCodec("incus-volume-", "Incus")
 GOOD = {
     "Aux/Incus/name": "incus-volume-default_vol",
     "Aux/Incus/type": "custom",

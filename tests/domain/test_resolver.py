@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.identity import VolumeType
+from app.resolver import Served
 from app.settings import CacheMode
 from app.specs import CreateSpec, make_key
 from tests.support.domain import POOL, domain
@@ -22,10 +23,10 @@ async def test_mode_off_resolves_rds_and_snapshots_from_linstor() -> None:
         assert resolver.cache is None
         by_rd = await resolver.resolve(record.rd_name)
         assert by_rd is not None
-        assert (by_rd[0].key, by_rd[1], by_rd[2].status) == (KEY, None, "fwd=bypass")
+        assert (by_rd[0].key, by_rd[1], by_rd[2].served) == (KEY, None, Served.BYPASS)
         by_snap = await resolver.resolve(snap.linstor.name)
         assert by_snap is not None
-        assert (by_snap[0].rd_name, by_snap[1], by_snap[2].status) == (record.rd_name, "snap0", "fwd=bypass")
+        assert (by_snap[0].rd_name, by_snap[1], by_snap[2].served) == (record.rd_name, "snap0", Served.BYPASS)
         assert await resolver.resolve("incus-volume-nope") is None
 
 
@@ -35,7 +36,7 @@ async def test_trust_hits_ask_linstor_nothing() -> None:
         record = await d.volumes.create(POOL, C1)
         d.seen.clear()
         found, info = await d.volumes.resolver.find(KEY)
-        assert (found, info.status) == ([record], "hit")
+        assert (found, info.served) == ([record], Served.HIT)
         assert info.age is not None
         assert d.seen == []
 
@@ -46,7 +47,7 @@ async def test_verify_hits_read_the_rd_once_by_name() -> None:
         record = await d.volumes.create(POOL, C1)
         d.seen.clear()
         found, info = await d.volumes.resolver.find(KEY)
-        assert (found, info.status) == ([record], "hit")
+        assert (found, info.served) == ([record], Served.HIT)
         assert [(e.method, e.route) for e in d.seen] == [("GET", GET_RD)]
 
 
@@ -56,7 +57,7 @@ async def test_verify_repairs_an_entry_deleted_behind_its_back() -> None:
         record = await d.volumes.create(POOL, C1)
         await d.client.delete_resource_definition(record.rd_name)
         found, info = await d.volumes.resolver.find(KEY)
-        assert (found, info.status) == ([], "fwd=miss")
+        assert (found, info.served) == ([], Served.MISS)
         assert d.cache is not None
         assert record.rd_name not in d.cache.rows
 
@@ -68,4 +69,4 @@ async def test_trust_confirms_before_a_change() -> None:
         await d.client.delete_resource_definition(record.rd_name)
         assert (await d.volumes.resolver.find(KEY))[0] == [record]  # trusted: stale until the resync
         found, info = await d.volumes.resolver.find(KEY, confirm=True)
-        assert (found, info.status) == ([], "fwd=miss")
+        assert (found, info.served) == ([], Served.MISS)

@@ -13,7 +13,7 @@ from app.identity import VolumeKey, VolumeRecord, VolumeType
 from app.linstor import LinstorClient
 from app.linstor.config import ConnectionConfig
 from app.linstor.models import AutoSelectFilter, ResourceGroupCreate
-from app.naming import Codec
+from app.naming import AuxCodec
 from app.resolver import Resolver, same_pool
 from app.settings import CacheMode, Settings
 from app.snapshots import SnapshotService
@@ -102,7 +102,7 @@ async def domain(*, mode: CacheMode = CacheMode.VERIFY, cache: bool = True) -> A
         await client.create_resource_group(
             ResourceGroupCreate(name=POOL, select_filter=AutoSelectFilter(place_count=2))
         )
-        resolver = Resolver(client, Codec(settings.volume_prefix, settings.property_namespace), fake, mode)
+        resolver = Resolver(client, AuxCodec(settings.volume_prefix, settings.property_namespace), fake, mode)
         volumes = VolumeService(client, resolver, settings)
         seen.clear()
         yield Domain(volumes, SnapshotService(volumes), client, state, fake, seen)
