@@ -17,7 +17,6 @@ from typing import Protocol
 from app.errors import InvalidInput, NotFound, UpstreamError
 from app.identity import ContentType, VolumeKey, VolumeRecord, VolumeType
 from app.linstor import LinstorClient, LinstorExists, LinstorNotFound
-from app.linstor.client import spawned_without_resources
 from app.linstor.models import CloneRequest, ResourceGroupCreate, Snapshot
 from app.naming import ALLOWED_CONTENT, AuxCodec, round_size_kib
 from app.settings import Settings
@@ -80,8 +79,8 @@ class NewVolume:
     async def make(self, record: VolumeRecord, group: str) -> None:
         """One spawn whose resource_definition_props carry the identity (Incus writes it in a second call)."""
         props = self.codec.volume_props(record.key, record.content_type, record.description)
-        rcs = await self.client.spawn(group, record.rd_name, list(record.volume_sizes_kib), props=props)
-        if spawned_without_resources(rcs):
+        spawned = await self.client.spawn(group, record.rd_name, list(record.volume_sizes_kib), props=props)
+        if not spawned.placed:  # a group without a place count: definitions only
             await self.client.autoplace(record.rd_name)
 
 

@@ -64,3 +64,25 @@ class VolumeRecord:
     volume_sizes_kib: tuple[int, ...] = ()
     # Incus snapshot name -> LINSTOR snapshot name (Aux/<ns>/snapshot-name/<name>)
     snapshots: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Pool:
+    """A pool: the LINSTOR resource group volumes are placed by."""
+
+    name: str
+    description: str | None = None
+    place_count: int | None = None
+    storage_pools: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotInfo:
+    """A mapped snapshot: its Incus name and what LINSTOR reports of it."""
+
+    name: str
+    linstor_name: str
+    created_on_ms: int | None = None
+    nodes: tuple[str, ...] = ()
+    volume_sizes_kib: tuple[int, ...] = ()
+    flags: tuple[str, ...] = ()

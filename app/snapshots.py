@@ -8,11 +8,11 @@ incus-linstor-driver.md §2.5). LINSTOR snapshot names come from the same `<pref
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from app.builds import linstor_snapshot
 from app.errors import Conflict, NotFound
-from app.identity import VolumeKey, VolumeRecord
+from app.identity import SnapshotInfo, VolumeKey, VolumeRecord
 from app.linstor.models import Snapshot
 from app.naming import random_linstor_name, validate_snapshot_name
 from app.translate import translates_linstor_errors
@@ -21,12 +21,17 @@ from app.volumes import VolumeService
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class SnapshotView:
-    """A mapped snapshot: its Incus name and what LINSTOR reports of it."""
-
-    name: str
-    linstor: Snapshot
+def snapshot_info(name: str, snap: Snapshot) -> SnapshotInfo:
+    """The domain's view of a mapped LINSTOR snapshot."""
+    sizes = tuple(vd.size_kib for vd in sorted(snap.volume_definitions, key=lambda v: v.volume_number))
+    return SnapshotInfo(
+        name=name,
+        linstor_name=snap.name,
+        created_on_ms=snap.created_on,
+        nodes=tuple(snap.nodes),
+        volume_sizes_kib=sizes,
+        flags=tuple(snap.flags),
+    )
 
 
 class SnapshotService:
@@ -41,23 +46,23 @@ class SnapshotService:
     # ---- read ------------------------------------------------------------------------------------------
 
     @translates_linstor_errors("list snapshots")
-    async def list_snapshots(self, key: VolumeKey) -> list[SnapshotView]:
+    async def list_snapshots(self, key: VolumeKey) -> list[SnapshotInfo]:
         """The volume's mapped snapshots, oldest first (LINSTOR snapshots without a mapping are not shown)."""
         record, _ = await self.volumes.get(key)
         snaps = await self.client.list_snapshots(record.rd_name)
         by_name = {s.name.upper(): s for s in snaps}
         views = [
-            SnapshotView(incus, by_name[linstor.upper()])
+            snapshot_info(incus, by_name[linstor.upper()])
             for incus, linstor in record.snapshots.items()
             if linstor.upper() in by_name
         ]
-        return sorted(views, key=lambda v: (v.linstor.created_on or 0, v.name))
+        return sorted(views, key=lambda v: (v.created_on_ms or 0, v.name))
 
     @translates_linstor_errors("read snapshot")
-    async def get(self, key: VolumeKey, name: str) -> SnapshotView:
+    async def get(self, key: VolumeKey, name: str) -> SnapshotInfo:
         """One snapshot: 404 snapshot_not_found when unmapped or gone from LINSTOR."""
         record, _ = await self.volumes.get(key)
-        return SnapshotView(name, await self._linstor_snapshot(record, name))
+        return snapshot_info(name, await self._linstor_snapshot(record, name))
 
     async def _linstor_snapshot(self, record: VolumeRecord, name: str) -> Snapshot:
         return await linstor_snapshot(self.client, record, name)
@@ -73,7 +78,7 @@ class SnapshotService:
     # ---- write -----------------------------------------------------------------------------------------
 
     @translates_linstor_errors("create snapshot")
-    async def create(self, key: VolumeKey, name: str) -> SnapshotView:
+    async def create(self, key: VolumeKey, name: str) -> SnapshotInfo:
         """Take a LINSTOR snapshot and record the mapping; a failed mapping write removes the snapshot."""
         validate_snapshot_name(name)
         self.volumes.codec.check_snapshot_key(name)
@@ -96,7 +101,7 @@ class SnapshotService:
                 await self._drop_snapshot(record.rd_name, snap)
                 raise
             await self.volumes.resolver.remember(replace(record, snapshots={**record.snapshots, name: snap}))
-            return SnapshotView(name, taken)
+            return snapshot_info(name, taken)
 
     async def _drop_snapshot(self, rd: str, snap: str) -> None:
         try:
@@ -105,7 +110,7 @@ class SnapshotService:
             log.exception("could not remove snapshot %s of %s after a failed mapping write", snap, rd)
 
     @translates_linstor_errors("rename snapshot")
-    async def rename(self, key: VolumeKey, name: str, new_name: str) -> SnapshotView:
+    async def rename(self, key: VolumeKey, name: str, new_name: str) -> SnapshotInfo:
         """Rename in one property update: delete the old key and set the new one; LINSTOR is untouched."""
         validate_snapshot_name(new_name)
         self.volumes.codec.check_snapshot_key(new_name)
@@ -113,7 +118,7 @@ class SnapshotService:
             record, _ = await self.volumes.get(key)
             linstor_name = self._mapped(record, name)
             if new_name == name:
-                return SnapshotView(name, await self._linstor_snapshot(record, name))
+                return snapshot_info(name, await self._linstor_snapshot(record, name))
             if new_name in record.snapshots:
                 raise Conflict("snapshot_exists", f"Volume {key.name!r} already has a snapshot {new_name!r}")
             await self.client.modify_resource_definition(
@@ -124,7 +129,7 @@ class SnapshotService:
             snapshots = {k: v for k, v in record.snapshots.items() if k != name} | {new_name: linstor_name}
             renamed = replace(record, snapshots=snapshots)
             await self.volumes.resolver.remember(renamed)
-            return SnapshotView(new_name, await self._linstor_snapshot(renamed, new_name))
+            return snapshot_info(new_name, await self._linstor_snapshot(renamed, new_name))
 
     @translates_linstor_errors("delete snapshot")
     async def delete(self, key: VolumeKey, name: str) -> None:

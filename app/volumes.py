@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from app.builds import Build, CloneOf, NewVolume, RestoreOf
 from app.errors import Conflict, InvalidInput, NotFound
-from app.identity import VolumeKey, VolumeRecord, VolumeType
+from app.identity import Pool, VolumeKey, VolumeRecord, VolumeType
 from app.linstor import LinstorClient, LinstorNotFound
 from app.linstor.models import ResourceGroup
 from app.locks import KeyedLocks
@@ -41,19 +41,19 @@ class VolumeService:
     # ---- pools -----------------------------------------------------------------------------------------
 
     @translates_linstor_errors("list pools")
-    async def pools(self) -> list[ResourceGroup]:
+    async def pools(self) -> list[Pool]:
         """The resource groups that can hold volumes (the restore staging group is not one)."""
         groups = await self.client.list_resource_groups()
-        return [g for g in groups if not same_pool(g.name, self.settings.staging_resource_group)]
+        return [pool_of(g) for g in groups if not same_pool(g.name, self.settings.staging_resource_group)]
 
-    async def require_pool(self, pool: str) -> ResourceGroup:
+    async def require_pool(self, pool: str) -> Pool:
         """The pool's resource group, or 404 pool_not_found."""
         if not LINSTOR_NAME_RE.fullmatch(pool):
             raise InvalidInput("invalid_pool", f"{pool!r} is not a valid LINSTOR resource group name")
         if same_pool(pool, self.settings.staging_resource_group):
             raise NotFound("pool_not_found", f"Pool {pool!r} is the service's staging group, not a pool")
         try:
-            return await self.client.get_resource_group(pool)
+            return pool_of(await self.client.get_resource_group(pool))
         except LinstorNotFound as exc:
             raise NotFound("pool_not_found", f"Pool (resource group) {pool!r} not found") from exc
 
@@ -235,3 +235,12 @@ class _Undo:
     ) -> None:
         if exc is not None:
             await self.service.discard(self.rd)
+
+
+def pool_of(group: ResourceGroup) -> Pool:
+    """The pool a resource group is: its placement, not LINSTOR's wire model."""
+    f = group.select_filter
+    pools = f.storage_pool_list or ([f.storage_pool] if f.storage_pool else [])
+    return Pool(
+        name=group.name, description=group.description, place_count=f.place_count, storage_pools=tuple(pools)
+    )

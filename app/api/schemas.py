@@ -7,9 +7,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ByteSize, ConfigDict, Field
 
-from app.identity import ContentType, VolumeRecord, VolumeType
-from app.linstor.models import ResourceGroup
-from app.linstor.models import Snapshot as LinstorSnapshot
+from app.identity import ContentType, SnapshotInfo, VolumeRecord, VolumeType
+from app.identity import Pool as DomainPool
 
 _forbid = ConfigDict(extra="forbid")
 
@@ -113,12 +112,13 @@ class Pool(BaseModel):
     storage_pools: list[str] = Field(default_factory=list)
 
     @classmethod
-    def of(cls, group: ResourceGroup) -> Pool:
-        """The API view of a resource group."""
-        f = group.select_filter
-        pools = f.storage_pool_list or ([f.storage_pool] if f.storage_pool else [])
+    def of(cls, pool: DomainPool) -> Pool:
+        """The API view of a pool."""
         return cls(
-            name=group.name, description=group.description, place_count=f.place_count, storage_pools=pools
+            name=pool.name,
+            description=pool.description,
+            place_count=pool.place_count,
+            storage_pools=list(pool.storage_pools),
         )
 
 
@@ -191,19 +191,19 @@ class SnapshotOut(BaseModel):
     flags: list[str] = Field(default_factory=list)
 
     @classmethod
-    def of(cls, name: str, snap: LinstorSnapshot) -> SnapshotOut:
-        """The API view of a LINSTOR snapshot."""
-        created = snap.created_on
+    def of(cls, snap: SnapshotInfo) -> SnapshotOut:
+        """The API view of a mapped snapshot."""
+        created = snap.created_on_ms
         return cls(
-            name=name,
-            linstor_name=snap.name,
+            name=snap.name,
+            linstor_name=snap.linstor_name,
             created_on=datetime.fromtimestamp(created / 1000, tz=UTC) if created is not None else None,
-            nodes=snap.nodes,
+            nodes=list(snap.nodes),
             volumes=[
-                VolumePart(number=vd.volume_number, size_bytes=vd.size_kib * 1024)
-                for vd in sorted(snap.volume_definitions, key=lambda v: v.volume_number)
+                VolumePart(number=number, size_bytes=size * 1024)
+                for number, size in enumerate(snap.volume_sizes_kib)
             ],
-            flags=snap.flags,
+            flags=list(snap.flags),
         )
 
 

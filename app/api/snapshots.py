@@ -31,21 +31,21 @@ async def create_snapshot(
     parts = [quote(p, safe="") for p in (key.pool, key.type.value, key.name, view.name)]
     location = "/v1/pools/{}/volumes/{}/{}/snapshots/{}".format(*parts)
     response.headers["Location"] = f"{location}?project={quote(key.project, safe='')}"
-    return SnapshotOut.of(view.name, view.linstor)
+    return SnapshotOut.of(view)
 
 
 @router.get("")
 async def list_snapshots(key: VolumeKeyDep, snapshots: SnapshotsDep) -> SnapshotList:
     """The volume's snapshots, oldest first."""
     views = await snapshots.list_snapshots(key)
-    return SnapshotList(snapshots=[SnapshotOut.of(v.name, v.linstor) for v in views])
+    return SnapshotList(snapshots=[SnapshotOut.of(v) for v in views])
 
 
 @router.get("/{snapshot}")
 async def get_snapshot(key: VolumeKeyDep, snapshot: str, snapshots: SnapshotsDep) -> SnapshotOut:
     """One snapshot."""
     view = await snapshots.get(key, snapshot)
-    return SnapshotOut.of(view.name, view.linstor)
+    return SnapshotOut.of(view)
 
 
 @router.patch("/{snapshot}")
@@ -54,7 +54,7 @@ async def rename_snapshot(
 ) -> SnapshotOut:
     """Rename: one property update (old key deleted, new key set); the LINSTOR snapshot is untouched."""
     view = await snapshots.rename(key, snapshot, body.name)
-    return SnapshotOut.of(view.name, view.linstor)
+    return SnapshotOut.of(view)
 
 
 @router.delete("/{snapshot}", status_code=204)

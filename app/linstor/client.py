@@ -33,6 +33,7 @@ from app.linstor.models import (
     ResourceGroup,
     ResourceGroupCreate,
     Snapshot,
+    SpawnResult,
     VolumeDefinition,
 )
 from app.linstor.transport import LinstorSession, Timeouts
@@ -104,7 +105,7 @@ class LinstorClient(LinstorSession):
         *,
         props: Mapping[str, str] | None = None,
         definitions_only: bool = False,
-    ) -> list[ApiCallRc]:
+    ) -> SpawnResult:
         """POST /v1/resource-groups/{rg}/spawn: RD, its props and volume definitions in one call."""
         body = {
             "resource_definition_name": name,
@@ -113,7 +114,8 @@ class LinstorClient(LinstorSession):
             "definitions_only": definitions_only,
             "resource_definition_props": dict(props or {}),
         }
-        return await self._call("POST", f"/v1/resource-groups/{_seg(group)}/spawn", body=body)
+        rcs = await self._call("POST", f"/v1/resource-groups/{_seg(group)}/spawn", body=body)
+        return SpawnResult(messages=rcs, placed=not _spawned_without_resources(rcs))
 
     # ---- resource definitions --------------------------------------------------------------------------
 
@@ -270,7 +272,7 @@ class LinstorClient(LinstorSession):
         return await self._call("POST", path, body=body)
 
 
-def spawned_without_resources(rcs: Iterable[ApiCallRc]) -> bool:
+def _spawned_without_resources(rcs: Iterable[ApiCallRc]) -> bool:
     """True when a spawn created definitions only (INFO_NO_RSC_SPAWNED)."""
     return any(rc_is_info(rc.ret_code) and rc_code(rc.ret_code) == INFO_NO_RSC_SPAWNED for rc in rcs)
 
@@ -285,4 +287,4 @@ _vd_list = TypeAdapter(list[VolumeDefinition])
 _rsc_list = TypeAdapter(list[Resource])
 _snap_list = TypeAdapter(list[Snapshot])
 
-__all__ = ["LinstorClient", "LinstorError", "LinstorNotFound", "Timeouts", "spawned_without_resources"]
+__all__ = ["LinstorClient", "LinstorError", "LinstorNotFound", "SpawnResult", "Timeouts"]

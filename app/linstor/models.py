@@ -167,3 +167,10 @@ class CloneRequest(_Model):
     override_props: dict[str, str] | None = None
     delete_props: list[str] | None = None
     delete_namespaces: list[str] | None = None
+
+
+class SpawnResult(_Model):
+    """What a spawn did: LINSTOR's messages, and whether it placed resources (not only definitions)."""
+
+    messages: list[ApiCallRc]
+    placed: bool

@@ -24,7 +24,7 @@ async def test_mode_off_resolves_rds_and_snapshots_from_linstor() -> None:
         by_rd = await resolver.resolve(record.rd_name)
         assert by_rd is not None
         assert (by_rd[0].key, by_rd[1], by_rd[2].served) == (KEY, None, Served.BYPASS)
-        by_snap = await resolver.resolve(snap.linstor.name)
+        by_snap = await resolver.resolve(snap.linstor_name)
         assert by_snap is not None
         assert (by_snap[0].rd_name, by_snap[1], by_snap[2].served) == (record.rd_name, "snap0", Served.BYPASS)
         assert await resolver.resolve("incus-volume-nope") is None

@@ -9,7 +9,6 @@ from typing import Any, Protocol
 import pytest
 
 from app.linstor import LinstorClient, LinstorConflict, LinstorExists, LinstorInvalid, LinstorNotFound
-from app.linstor.client import spawned_without_resources
 from app.linstor.config import ConnectionConfig
 from app.linstor.models import AutoSelectFilter, CloneRequest, ResourceGroupCreate
 
@@ -86,8 +85,10 @@ async def test_resource_group_errors(client: LinstorClient) -> None:
 
 async def test_spawn_with_props_places_resources(client: LinstorClient) -> None:
     await make_rg(client)
-    rcs = await client.spawn("rg1", "vol1", [GIB_KIB], props={NAME: "incus-volume-c1", TYPE: "containers"})
-    assert not spawned_without_resources(rcs)
+    spawned = await client.spawn(
+        "rg1", "vol1", [GIB_KIB], props={NAME: "incus-volume-c1", TYPE: "containers"}
+    )
+    assert spawned.placed
     (rd,) = await client.list_resource_definitions(names=["vol1"], with_volume_definitions=True)
     assert (rd.resource_group_name, rd.props[NAME], rd.props[TYPE]) == (
         "rg1",
@@ -100,8 +101,8 @@ async def test_spawn_with_props_places_resources(client: LinstorClient) -> None:
 
 async def test_spawn_definitions_only(client: LinstorClient) -> None:
     await make_rg(client)
-    rcs = await client.spawn("rg1", "vol1", [GIB_KIB, 2 * GIB_KIB], definitions_only=True)
-    assert spawned_without_resources(rcs)
+    spawned = await client.spawn("rg1", "vol1", [GIB_KIB, 2 * GIB_KIB], definitions_only=True)
+    assert not spawned.placed
     assert await client.list_resources("vol1") == []
     with pytest.raises(LinstorExists):
         await client.spawn("rg1", "vol1", [GIB_KIB])

@@ -23,10 +23,9 @@ from app.linstor import (
     LinstorTimeout,
     LinstorUnavailable,
 )
-from app.linstor.client import spawned_without_resources
 from app.linstor.config import ConnectionConfig
 from app.linstor.errors import LinstorAccessDenied
-from app.linstor.models import ApiCallRc, CloneRequest
+from app.linstor.models import CloneRequest
 from tests.support.ret_codes import (
     PARSE_ERROR,
     RAW_RD_NOT_FOUND,
@@ -404,9 +403,9 @@ async def test_spawn_without_resources(router: respx.Router, client: LinstorClie
             201, json=[rc(RD_CREATED), rc(SPAWN_NO_RESOURCES, "no resources deployed")]
         )
     )
-    rcs = await client.spawn("rg1", "vol1", [1024], definitions_only=True)
-    assert spawned_without_resources(rcs)
-    assert not spawned_without_resources([ApiCallRc(ret_code=RD_CREATED)])
+    spawned = await client.spawn("rg1", "vol1", [1024], definitions_only=True)
+    assert not spawned.placed
+    assert [m.ret_code for m in spawned.messages] == [RD_CREATED, SPAWN_NO_RESOURCES]
 
 
 # ---- request encoding --------------------------------------------------------------------------------
