@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from app import markers
 from app.errors import InvalidInput, NotFound, UpstreamError
 from app.identity import ContentType, VolumeKey, VolumeRecord, VolumeType
 from app.linstor import LinstorClient, LinstorExists, LinstorNotFound
@@ -47,17 +48,39 @@ class Draft:
 class Build(Protocol):
     """One way of making a volume's resource definition."""
 
+    operation: str  # what the RD's `pending` mark says until the build is finished (app/markers.py)
+
     async def plan(self, key: VolumeKey) -> Draft:
         """Look up the source and decide content and sizes (under the lock, before the free check)."""
         ...
 
     async def make(self, record: VolumeRecord, group: str) -> None:
-        """Create `record.rd_name` in LINSTOR carrying `record`'s identity, in pool `group`."""
+        """Create `record.rd_name` in LINSTOR carrying `record`'s identity and the pending marks."""
+        ...
+
+    async def resume(self, record: VolumeRecord) -> None:
+        """Finish what an earlier attempt of this request left undone on `record`'s RD (idempotent)."""
+        ...
+
+    async def finish(self, record: VolumeRecord) -> None:
+        """The last step: the pending marks go, the RD is a volume like any other."""
         ...
 
 
-class NewVolume:
+class _Finishes:
+    """`finish` for the builds whose last LINSTOR step did not already remove the marks."""
+
+    client: LinstorClient
+
+    async def finish(self, record: VolumeRecord) -> None:
+        """Remove the pending marks in one property update."""
+        await self.client.modify_resource_definition(record.rd_name, delete_props=markers.FINISHED)
+
+
+class NewVolume(_Finishes):
     """A new, empty volume: one spawn carrying the identity, then autoplace if nothing was placed."""
+
+    operation = "create"
 
     def __init__(self, spec: CreateSpec, client: LinstorClient, codec: AuxCodec, settings: Settings) -> None:
         if spec.size_bytes is None or spec.size_bytes <= 0:
@@ -79,12 +102,18 @@ class NewVolume:
     async def make(self, record: VolumeRecord, group: str) -> None:
         """One spawn whose resource_definition_props carry the identity (Incus writes it in a second call)."""
         props = self.codec.volume_props(record.key, record.content_type, record.description)
+        props |= markers.pending(record.rd_name, self.operation)
         spawned = await self.client.spawn(group, record.rd_name, list(record.volume_sizes_kib), props=props)
         if not spawned.placed:  # a group without a place count: definitions only
             await self.client.autoplace(record.rd_name)
 
+    async def resume(self, record: VolumeRecord) -> None:
+        """An earlier attempt may have stopped between the spawn and the autoplace."""
+        if not await self.client.list_resources(record.rd_name):
+            await self.client.autoplace(record.rd_name)
 
-class CloneOf:
+
+class CloneOf(_Finishes):
     """A copy of a volume: a LINSTOR clone whose request carries the new identity, polled to completion.
 
     The clone copies every source prop (DRBD options included); the new identity replaces it in the clone's
@@ -101,7 +130,10 @@ class CloneOf:
         self.spec = spec
         self.source = source
         self.volumes = volumes
+        self.client = volumes.client
         self.source_rd = ""
+
+    operation = "copy"
 
     async def plan(self, key: VolumeKey) -> Draft:
         """The source must exist; the copy has its content and sizes."""
@@ -111,7 +143,7 @@ class CloneOf:
 
     async def make(self, record: VolumeRecord, group: str) -> None:
         """Clone with the new identity, then wait for COMPLETE within the clone deadline."""
-        change = identity_change(self.volumes.codec, record)
+        change = identity_change(self.volumes.codec, record, pending=self.operation)
         request = CloneRequest(
             name=record.rd_name,
             resource_group=group,
@@ -120,6 +152,10 @@ class CloneOf:
             delete_namespaces=change.delete_namespaces,
         )
         await self.volumes.client.clone(self.source_rd, request)
+        await self.resume(record)
+
+    async def resume(self, record: VolumeRecord) -> None:
+        """Wait for the clone to be COMPLETE within the clone deadline."""
         await wait_clone(self.volumes.client, self.volumes.settings, self.source_rd, record.rd_name)
 
 
@@ -141,6 +177,7 @@ class RestoreOf:
             )
         check_copy_types(spec.type, source.type)
         assert source.snapshot is not None
+        self.operation = "restore"
         self.spec = spec
         self.source = source
         self.snapshot_name = source.snapshot
@@ -162,7 +199,8 @@ class RestoreOf:
         staging = self.volumes.settings.staging_resource_group
         change = identity_change(self.volumes.codec, record)
         await ensure_staging_group(client, staging)
-        await client.create_resource_definition(record.rd_name, resource_group=staging)
+        marks = markers.pending(record.rd_name, self.operation)
+        await client.create_resource_definition(record.rd_name, resource_group=staging, props=marks)
         await client.restore_volume_definitions(self.parent_rd, self.linstor_snapshot, record.rd_name)
         await client.restore_resources(self.parent_rd, self.linstor_snapshot, record.rd_name)
         await client.modify_resource_definition(
@@ -172,6 +210,12 @@ class RestoreOf:
             delete_namespaces=change.delete_namespaces,
             resource_group=group,
         )
+
+    async def resume(self, record: VolumeRecord) -> None:
+        """Nothing: a restore's RD reaches the pool only in the step that also finishes it."""
+
+    async def finish(self, record: VolumeRecord) -> None:
+        """Nothing: the identity update already removed the pending marks."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,14 +227,19 @@ class IdentityChange:
     delete_namespaces: list[str]
 
 
-def identity_change(codec: AuxCodec, record: VolumeRecord) -> IdentityChange:
+def identity_change(codec: AuxCodec, record: VolumeRecord, *, pending: str | None = None) -> IdentityChange:
     """Set the Aux identity, drop a copied description the new volume has not got, drop the source's
-    snapshot mappings (both key spellings)."""
+    snapshot mappings (both key spellings); mark the RD `pending` or, without it, finished."""
     keys = codec.keys
+    override = codec.identity_props(record.key, record.content_type, record.description)
+    delete = [] if record.description else [keys.description]
+    if pending is not None:
+        override |= markers.pending(record.rd_name, pending)
+    else:
+        override[markers.OWN_NAME] = record.rd_name
+        delete += markers.FINISHED
     return IdentityChange(
-        override_props=codec.identity_props(record.key, record.content_type, record.description),
-        delete_props=[] if record.description else [keys.description],
-        delete_namespaces=list(keys.snapshot_namespaces),
+        override_props=override, delete_props=delete, delete_namespaces=list(keys.snapshot_namespaces)
     )
 
 

@@ -1,4 +1,4 @@
-"""linstor-names serve | emulator | dev | cache migrate | cache rebuild | openapi | record | replay."""
+"""linstor-names serve | emulator | dev | cache migrate|rebuild | repair | openapi | record | replay."""
 
 from __future__ import annotations
 
@@ -132,6 +132,48 @@ async def _rebuild(settings: Settings, store: CacheStore) -> SyncResult:
         await store.close()
 
 
+def _repair(args: argparse.Namespace) -> None:
+    from app.errors import ServiceError
+
+    settings = _settings(args.env_file)
+    try:
+        failed = asyncio.run(_repair_pools(settings, args.pool, apply=args.apply))
+    except ServiceError as exc:  # LINSTOR down, or no such pool: one line for the operator
+        sys.exit(f"linstor-names repair: {exc.detail}")
+    if failed:
+        sys.exit(1)
+
+
+async def _repair_pools(settings: Settings, pool: str | None, *, apply: bool) -> bool:
+    """One pass per pool, each report printed when its pass ends; whether any action failed."""
+    from app.linstor.config import ConnectionConfig
+    from app.naming import AuxCodec
+    from app.repair import Outcome, RepairService
+    from app.resolver import Resolver
+    from app.services import linstor_client
+    from app.settings import CacheMode
+    from app.volumes import VolumeService
+
+    failed = False
+    async with linstor_client(settings, ConnectionConfig.from_env(os.environ)) as client:
+        codec = AuxCodec(settings.volume_prefix, settings.property_namespace)
+        # without the cache: a service's verify mode notices what went at its next lookup, trust mode at the
+        # next resync
+        volumes = VolumeService(client, Resolver(client, codec, None, CacheMode.OFF), settings)
+        repair = RepairService(volumes)
+        for name in [pool] if pool else [p.name for p in await volumes.pools()]:
+            report = await repair.repair(name, apply=apply)
+            mode = "applied" if report.applied else "dry run: pass --apply to act"
+            found, grace = len(report.orphans), report.grace_seconds
+            print(f"pool {report.pool}: {found} found ({mode}; grace {grace:g}s)")
+            for o in report.orphans:
+                where = f"rd={o.rd} snapshot={o.snapshot or '-'}" + (f" key={o.key}" if o.key else "")
+                error = f" error={o.error}" if o.error else ""
+                print(f"  {o.kind} {where} action={o.action} outcome={o.outcome}{error} reason={o.reason}")
+                failed = failed or o.outcome is Outcome.FAILED
+    return failed
+
+
 def _openapi(args: argparse.Namespace) -> None:
     from app.main import create_app
 
@@ -234,6 +276,11 @@ def main(argv: list[str] | None = None) -> None:
     cache = sub.add_parser("cache", help="manage the lookup cache")
     cache.add_argument("cache_command", choices=["migrate", "rebuild"])
     cache.set_defaults(func=_cache)
+
+    repair = sub.add_parser("repair", help="report (and with --apply, repair) orphans once, then exit")
+    repair.add_argument("--pool", help="one pool (resource group); default: every pool")
+    repair.add_argument("--apply", action="store_true", help="act; without it, a dry run")
+    repair.set_defaults(func=_repair)
 
     sub.add_parser("openapi", help="print the OpenAPI document").set_defaults(func=_openapi)
 

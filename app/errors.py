@@ -4,6 +4,7 @@ ServiceError                    status  code (stable, documented in the README)
  ├── InvalidInput                 422   invalid_name, invalid_project, invalid_size, invalid_content_type, ...
  ├── NotFound                     404   volume_not_found, pool_not_found, snapshot_not_found, ...
  ├── Conflict                     409   volume_exists, snapshot_exists, ambiguous_volume, linstor_refused, ...
+ ├── ContentTooLarge              413   body_too_large (answered by the body limit, app/api/limits.py)
  └── UpstreamError                502/503/504  linstor_unavailable, linstor_timeout, clone_failed, ...
 """
 
@@ -49,6 +50,13 @@ class Conflict(ServiceError):
 
     status = 409
     title = "Conflict"
+
+
+class ContentTooLarge(ServiceError):
+    """The request body is larger than the service accepts (RFC 9110's 413 Content Too Large)."""
+
+    status = 413
+    title = "Content too large"
 
 
 class UpstreamError(ServiceError):

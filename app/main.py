@@ -13,12 +13,14 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from app import __version__
-from app.api import cache, errors, health, pools, resolve, snapshots, volumes
+from app.api import cache, errors, health, orphans, pools, resolve, snapshots, volumes
 from app.api.common import problem_json_only
+from app.api.limits import BodyLimit
 from app.cache.store import CacheStore
 from app.cache_service import CacheService
 from app.linstor.config import ConnectionConfig
 from app.naming import AuxCodec
+from app.repair import RepairService
 from app.resolver import Resolver
 from app.services import Services, linstor_client
 from app.settings import Settings
@@ -59,17 +61,21 @@ def create_app(
             snapshots=SnapshotService(volume_service),
             cache_service=CacheService(cache, client, resolver, settings),
             cache=cache,
+            repair=RepairService(volume_service),
         )
         app.state.services = services
         # the start-up sync runs in the background: the service answers from LINSTOR until it is done
         task = asyncio.create_task(services.cache_service.keep_synced()) if cache is not None else None
+        # a repair pass at start-up and on an interval, when one is set (it applies: see app/repair.py)
+        repairs = asyncio.create_task(services.repair.keep_repaired()) if settings.repair_interval else None
         try:
             yield
         finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            for running in (task, repairs):
+                if running is not None:
+                    running.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await running
             await client.aclose()
             if cache is not None:
                 await cache.close()
@@ -87,6 +93,7 @@ def create_app(
         generate_unique_id_function=_operation_id,
     )
     errors.install(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     for router in (
         volumes.router,
         snapshots.router,
@@ -94,6 +101,7 @@ def create_app(
         resolve.router,
         health.router,
         cache.router,
+        orphans.router,
     ):
         app.include_router(router)
     problem_json_only(app)

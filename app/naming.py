@@ -22,6 +22,25 @@ _HOSTNAME_RE = re.compile(r"^[A-Za-z0-9-]{1,63}$")
 _FINGERPRINT_RE = re.compile(r"^[0-9a-f]{64}$")
 MAX_PROP_VALUE = 4096  # LINSTOR's SQL backends store values in VARCHAR(4096) (linstor-rest-api.md §4.2)
 MAX_PROP_KEY = 255
+# linstor-server's MetaData.DRBD_MAX_kiB (1 << 40, 1 PiB): the controller refuses a larger volume definition
+# ("Valid sizes range from 4 to 1099511627776", controller-api.jsonl #153), and every Incus volume is DRBD.
+MAX_VOLUME_KIB = 1 << 40
+MAX_VOLUME_BYTES = MAX_VOLUME_KIB * 1024
+# A snapshot name is the tail of the key `Aux/<namespace>/snapshot-name/<name>`: this is the longest that fits
+# LINSTOR's 255 characters under the longest namespace the settings allow (64), so that a name valid on one
+# replica is valid on every replica, whatever its namespace.
+MAX_SNAPSHOT_NAME = MAX_PROP_KEY - len("Aux/") - 64 - len("/snapshot-name/")
+# Incus sets no length for projects; ours keeps the cache's identity index entry (pool, project, type,
+# name) far below PostgreSQL's btree limit of 2704 bytes even in 4-byte UTF-8, and `Aux/<ns>/name` far
+# below LINSTOR's 4096.
+MAX_PROJECT = 255
+# C0, DEL and C1 controls, and lone surrogates (JSON's "\ud800" decodes to one; UTF-8 cannot encode it):
+# PostgreSQL text refuses NUL, and a control character in a label can forge lines in logs and terminals.
+_UNSTORABLE_RE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# Incus's instancetype.ValidSnapName refuses `*` (beside spaces and slashes); `=` and `,` separate a props
+# filter term (`key=value`, split at the first `=` by LINSTOR's ReadOnlyProps.contains) and lists of them,
+# so a key holding either could be written but not named in a filter.
+_SNAPSHOT_FORBIDDEN = "*=,"
 
 # Content types Incus allows per volume type (the RD carries the block part's type for VMs).
 ALLOWED_CONTENT = {
@@ -41,6 +60,8 @@ def validate_project(project: str) -> None:
     """Incus's project name rules: no slashes, spaces, underscores or quotes; not `*`, `.` or `..`."""
     if not project:
         raise InvalidInput("invalid_project", "Project name cannot be empty")
+    if len(project) > MAX_PROJECT:
+        raise InvalidInput("invalid_project", f"Project names may be at most {MAX_PROJECT} characters long")
     for bad, what in (
         ("/", "slashes"),
         (" ", "spaces"),
@@ -52,6 +73,27 @@ def validate_project(project: str) -> None:
             raise InvalidInput("invalid_project", f"Project names may not contain {what}: {project!r}")
     if project in ("*", ".", ".."):
         raise InvalidInput("invalid_project", f"Invalid project name {project!r}")
+    if _UNSTORABLE_RE.search(project):  # ours, as the length: Incus allows them, our stores do not
+        raise InvalidInput(
+            "invalid_project",
+            f"Project names may not contain control characters or lone surrogates: {project!r}",
+        )
+
+
+def validate_description(description: str) -> None:
+    """A description: one line of text that fits a LINSTOR property value (4096 UTF-16 code units)."""
+    if _UNSTORABLE_RE.search(description):
+        raise InvalidInput(
+            "invalid_description",
+            "Descriptions may not contain control characters (newlines, tabs, NUL, ...) or lone surrogates",
+        )
+    # LINSTOR counts a value's length as Java does, in UTF-16 code units (an emoji counts twice); the check
+    # above made the encoding safe
+    if len(description.encode("utf-16-le")) // 2 > MAX_PROP_VALUE:
+        raise InvalidInput(
+            "invalid_description",
+            f"Descriptions may be at most {MAX_PROP_VALUE} characters (UTF-16 code units)",
+        )
 
 
 def validate_volume_name(vtype: VolumeType, name: str) -> None:
@@ -68,8 +110,24 @@ def validate_volume_name(vtype: VolumeType, name: str) -> None:
 
 
 def validate_snapshot_name(name: str) -> None:
-    """Snapshot names: non-empty, no slashes or backslashes, not `.`/`..`, no whitespace or control chars."""
+    """Snapshot names: Incus's rules, in printable ASCII without `*`, `=` or `,`, at most 172 characters."""
     _validate_plain_name("snapshot", name)
+    # printable ASCII: LINSTOR measures a key in UTF-16 code units and we in code points; in ASCII they agree,
+    # and no Unicode normalisation can make two names one key
+    if not name.isascii():
+        raise InvalidInput(
+            "invalid_name", f"Invalid snapshot name {name!r}: Only ASCII characters are allowed"
+        )
+    if bad := sorted(set(name) & set(_SNAPSHOT_FORBIDDEN)):
+        raise InvalidInput(
+            "invalid_name", f"Invalid snapshot name {name!r}: Cannot contain {' or '.join(map(repr, bad))}"
+        )
+    if len(name) > MAX_SNAPSHOT_NAME:
+        raise InvalidInput(
+            "invalid_name",
+            f"Invalid snapshot name: longer than {MAX_SNAPSHOT_NAME} characters (it is part of a LINSTOR "
+            "property key)",
+        )
 
 
 def _validate_hostname(name: str) -> None:
@@ -93,14 +151,18 @@ def _validate_plain_name(what: str, name: str) -> None:
     # `.`/`..`, whitespace and control characters, which no orchestrator can round-trip through a URL path.
     if not name:
         raise InvalidInput("invalid_name", f"Invalid {what} name: Cannot be empty")
+    if len(name) > 200:  # first, so that no message below quotes a huge name
+        raise InvalidInput("invalid_name", f"Invalid {what} name: longer than 200 characters")
     if "\\" in name:
         raise InvalidInput("invalid_name", f"Invalid {what} name {name!r}: Cannot contain backslashes")
     if "/" in name:
         raise InvalidInput("invalid_name", f"Invalid {what} name {name!r}: Cannot contain slashes")
-    if name in (".", "..") or any(c.isspace() or not c.isprintable() for c in name):
+    if name in (".", ".."):
         raise InvalidInput("invalid_name", f"Invalid {what} name {name!r}")
-    if len(name) > 200:
-        raise InvalidInput("invalid_name", f"Invalid {what} name: longer than 200 characters")
+    if any(c.isspace() or not c.isprintable() for c in name):
+        raise InvalidInput(
+            "invalid_name", f"Invalid {what} name {name!r}: Cannot contain whitespace or control characters"
+        )
 
 
 def storage_name(vtype: VolumeType, project: str, name: str) -> str:
@@ -291,7 +353,16 @@ class AuxCodec:
 
 
 def round_size_kib(size_bytes: int) -> int:
-    """Incus's roundVolumeBlockSizeBytes: at least 4 MiB, up to an 8192-byte boundary; in KiB."""
+    """Incus's roundVolumeBlockSizeBytes (at least 4 MiB, up to an 8 KiB boundary) in KiB; at most 1 PiB."""
+    # refused here, before anything reaches LINSTOR: past 64 bits it could not even be sent (the JSON encoder
+    # raised, a 500); the bound is 8192-aligned, so checking before rounding is the same
+    if size_bytes > MAX_VOLUME_BYTES:
+        # never the value itself in the message: it may have thousands of digits
+        raise InvalidInput(
+            "invalid_size",
+            f"size is larger than LINSTOR's maximum volume size, 1 PiB ({MAX_VOLUME_BYTES} bytes, "
+            f"{MAX_VOLUME_KIB} KiB)",
+        )
     size = max(size_bytes, 4 * 1024 * 1024)
     size = -(-size // 8192) * 8192
     return size // 1024

@@ -3,7 +3,8 @@
 Modes (LINSTOR_NAMES_CACHE_MODE):
 - verify: a cache hit is served only after one GET /v1/resource-definitions/{rd} confirms it (a name match
   inside the controller instead of a props-filter scan, and one request instead of Incus's 2-4); a stale
-  entry is repaired and the lookup falls back to the props filter.
+  entry is repaired and the lookup falls back to the props filter. When LINSTOR cannot confirm (unavailable,
+  too slow), a read is answered from the cache and marked stale (RFC 5861 stale-if-error); a change never is.
 - trust: hits come from the cache alone; staleness is bounded by the resync interval and reported (Age).
 - off, or LINSTOR_NAMES_CACHE_URL=none: every lookup is a props-filtered list, as Incus does.
 Misses always go to LINSTOR: the cache is never authoritative, only LINSTOR is.
@@ -20,7 +21,7 @@ from enum import Enum
 from typing import Protocol, TypeVar
 
 from app.identity import VolumeKey, VolumeRecord, VolumeType
-from app.linstor import LinstorClient, LinstorNotFound
+from app.linstor import LinstorClient, LinstorNotFound, LinstorOperationalError
 from app.linstor.models import ResourceDefinition
 from app.naming import AuxCodec
 from app.settings import CacheMode
@@ -62,10 +63,14 @@ class Served(Enum):
 
 @dataclass(frozen=True)
 class CacheInfo:
-    """How an answer was served and, for answers from the cache alone, their age in seconds."""
+    """How an answer was served and, for answers from the cache alone, their age in seconds.
+
+    `stale`: a hit LINSTOR was asked to confirm and could not (stale-if-error).
+    """
 
     served: Served
     age: float | None = None
+    stale: bool = False
 
 
 FULL_LISTS = 2
@@ -126,7 +131,12 @@ class Resolver:
             if self.mode is CacheMode.TRUST and not confirm:
                 self.counters.hits += 1
                 return [hit.record], self._trusted(hit)
-            confirmed = await self._confirm(hit.record)
+            try:
+                confirmed = await self._confirm(hit.record)
+            except LinstorOperationalError as exc:
+                if confirm:
+                    raise  # a change never acts on a view LINSTOR did not confirm
+                return [hit.record], self._stale(hit, exc)
             if confirmed is not None and self._matches(confirmed, key):
                 self.counters.hits += 1
                 return [confirmed], HIT
@@ -173,6 +183,12 @@ class Resolver:
     def _trusted(self, hit: Cached) -> CacheInfo:
         confirmed_at = max(hit.updated_at, self.counters.last_sync or 0.0)
         return CacheInfo(Served.HIT, age=max(0.0, time.time() - confirmed_at))
+
+    def _stale(self, hit: Cached, exc: LinstorOperationalError) -> CacheInfo:
+        """Stale-if-error (RFC 5861): LINSTOR could not confirm `hit`, which is served marked stale."""
+        log.warning("serving %s from the cache, marked stale: %s", hit.record.rd_name, exc.message)
+        self.counters.hits += 1
+        return replace(self._trusted(hit), stale=True)
 
     @staticmethod
     def _matches(record: VolumeRecord, key: VolumeKey) -> bool:
@@ -228,7 +244,12 @@ class Resolver:
         if hit is not None and self.mode is CacheMode.TRUST:
             self.counters.hits += 1
             return hit.record, self._trusted(hit)
-        rds = await self.client.list_resource_definitions(names=[rd_name], with_volume_definitions=True)
+        try:
+            rds = await self.client.list_resource_definitions(names=[rd_name], with_volume_definitions=True)
+        except LinstorOperationalError as exc:
+            if hit is None:
+                raise
+            return hit.record, self._stale(hit, exc)
         record = self.decode(rds[0]) if rds else None
         if self.cache is None:
             return record, BYPASS
@@ -269,7 +290,10 @@ class Resolver:
                 if self.mode is CacheMode.TRUST:
                     self.counters.hits += 1
                     return (cached.record, incus_name), self._trusted(cached)
-                fresh = await self._confirm(cached.record)
+                try:
+                    fresh = await self._confirm(cached.record)
+                except LinstorOperationalError as exc:
+                    return (cached.record, incus_name), self._stale(cached, exc)
                 if fresh is not None and fresh.snapshots.get(incus_name, "").upper() == snapshot.upper():
                     self.counters.hits += 1
                     return (fresh, incus_name), HIT

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # LINSTOR names are at most 48 characters, start with a letter or '_' and go on with [A-Za-z0-9_-];
@@ -53,6 +53,17 @@ class Settings(BaseSettings):
     vm_filesystem_size: int = Field(500 * 1024 * 1024, gt=0, description="Bytes of a VM's filesystem volume.")
     clone_timeout: float = Field(300.0, gt=0, description="Seconds to wait for a LINSTOR clone.")
     clone_poll_interval: float = Field(0.5, gt=0)
+    # the largest legitimate body, a create with a 4096-character description, stays under 25 KiB even with
+    # every character \u-escaped (6 bytes each)
+    max_body_bytes: int = Field(
+        64 * 1024, gt=0, description="Largest request body accepted; larger ones are answered 413."
+    )
+    claim_timeout: float = Field(
+        120.0,
+        gt=0,
+        description="Seconds after which an identity claim whose holder never released it (a crash, or an "
+        "operation whose outcome LINSTOR left unknown) may be taken over.",
+    )
 
     cache_url: str = "sqlite:///linstor-names-cache.db"
     cache_mode: CacheMode = CacheMode.VERIFY
@@ -63,6 +74,40 @@ class Settings(BaseSettings):
     linstor_write_timeout: float = Field(300.0, gt=0, description="Mutations block on satellites.")
     linstor_retries: int = Field(3, ge=0, description="Retries of idempotent calls on operational errors.")
     linstor_max_connections: int = Field(32, ge=1)
+    linstor_read_deadline: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds a request that only reads may spend on LINSTOR in all (retries included), and "
+        "any single read; 503/504 with Retry-After past it.",
+    )
+    linstor_write_deadline: float = Field(
+        600.0,
+        gt=0,
+        description="Seconds a request that writes may spend on LINSTOR in all, from its start; a copy's "
+        "wait for its clone is part of it.",
+    )
+    readiness_deadline: float = Field(
+        1.0, gt=0, description="Seconds /readyz waits for LINSTOR and for the cache before it says why not."
+    )
+    repair_grace: float = Field(
+        600.0,
+        ge=0,
+        description="Seconds after its start an unfinished operation (or an unmapped snapshot) is left alone "
+        "by the repair; keep it above linstor_write_deadline, the longest an operation can run.",
+    )
+    repair_interval: float = Field(
+        0.0, ge=0, description="Seconds between repair passes that apply (one at start-up); 0: none."
+    )
+
+    @model_validator(mode="after")
+    def _deadlines_fit(self) -> Self:
+        # a copy waits up to clone_timeout inside its request: a shorter deadline would cut every slow clone
+        if self.linstor_write_deadline <= self.clone_timeout:
+            raise ValueError(
+                f"linstor_write_deadline ({self.linstor_write_deadline:g}s) must be longer than "
+                f"clone_timeout ({self.clone_timeout:g}s): a copy's wait for its clone counts against it"
+            )
+        return self
 
     @property
     def cache_enabled(self) -> bool:

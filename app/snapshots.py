@@ -79,7 +79,9 @@ class SnapshotService:
 
     @translates_linstor_errors("create snapshot")
     async def create(self, key: VolumeKey, name: str) -> SnapshotInfo:
-        """Take a LINSTOR snapshot and record the mapping; a failed mapping write removes the snapshot."""
+        """Record the mapping, then take the LINSTOR snapshot (intent first: a crash in between leaves a
+        mapping to a missing snapshot, which reads as no snapshot, never a snapshot nothing maps); a failure
+        removes both."""
         validate_snapshot_name(name)
         self.volumes.codec.check_snapshot_key(name)
         async with self.volumes.locks.hold(key):
@@ -91,17 +93,26 @@ class SnapshotService:
                 except NotFound:
                     pass  # a stale mapping (its LINSTOR snapshot is gone): the name is free again
             snap = random_linstor_name(self.settings.volume_prefix)
-            await self.client.create_snapshot(record.rd_name, snap)
+            await self.client.modify_resource_definition(
+                record.rd_name, override_props={self.keys.snapshot(name): snap}
+            )
             try:
-                await self.client.modify_resource_definition(
-                    record.rd_name, override_props={self.keys.snapshot(name): snap}
-                )
+                await self.client.create_snapshot(record.rd_name, snap)
                 taken = await self.client.get_snapshot(record.rd_name, snap)
             except BaseException:
                 await self._drop_snapshot(record.rd_name, snap)
+                await self._drop_mapping(record.rd_name, name)
                 raise
             await self.volumes.resolver.remember(replace(record, snapshots={**record.snapshots, name: snap}))
             return snapshot_info(name, taken)
+
+    async def _drop_mapping(self, rd: str, name: str) -> None:
+        try:
+            await self.client.modify_resource_definition(rd, delete_props=self.keys.snapshot_keys(name))
+        except Exception:  # a stale mapping reads as no snapshot; the repair removes it
+            log.exception(
+                "could not remove the mapping of snapshot %s of %s after a failed snapshot", name, rd
+            )
 
     async def _drop_snapshot(self, rd: str, snap: str) -> None:
         try:

@@ -5,6 +5,9 @@ the operation did not handle itself (a step may catch `LinstorNotFound` to mean 
 service error with a stable problem code. httpx's `map_exceptions` is the model: one boundary, not a `with`
 block around every call, so no call can be forgotten. The API's error handlers translate any client error
 that still escapes (a new operation without the decorator) the same way, so none becomes a 500.
+
+The same boundary opens the operation whose LINSTOR calls share one deadline (app/linstor/transport.py);
+a 503/504 carries `retry_after`: the seconds after which asking again makes sense.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from app.linstor.errors import (
     LinstorProtocolError,
     LinstorTimeout,
 )
+from app.linstor.transport import linstor_operation
 
 
 def linstor_detail(exc: LinstorError) -> dict[str, Any]:
@@ -52,7 +56,7 @@ def translates_linstor_errors(action: str) -> Callable[[Operation[P, R]], Operat
     def decorate(operation: Operation[P, R]) -> Operation[P, R]:
         @functools.wraps(operation)
         async def translated(*args: P.args, **kwargs: P.kwargs) -> R:
-            with linstor_errors(action):
+            with linstor_errors(action), linstor_operation():
                 return await operation(*args, **kwargs)
 
         return translated
@@ -71,6 +75,7 @@ def linstor_errors(action: str) -> Iterator[None]:
             f"{action}: LINSTOR did not answer in time",
             status=504,
             linstor=linstor_detail(exc),
+            retry_after=exc.retry_after,
         ) from exc
     except LinstorOperationalError as exc:
         raise UpstreamError(
@@ -78,6 +83,7 @@ def linstor_errors(action: str) -> Iterator[None]:
             f"{action}: LINSTOR is unavailable",
             status=503,
             linstor=linstor_detail(exc),
+            retry_after=exc.retry_after,
         ) from exc
     except LinstorAccessDenied as exc:
         # our credentials (LS_USERNAME/LS_PASSWORD, LS_BEARER_TOKEN_FILE, client certificate) are not accepted

@@ -11,12 +11,14 @@ import asyncio
 import logging
 from dataclasses import replace
 
-from app.builds import Build, CloneOf, NewVolume, RestoreOf
+from app.builds import Build, CloneOf, Draft, NewVolume, RestoreOf
+from app.claims import Claims
 from app.errors import Conflict, InvalidInput, NotFound
 from app.identity import Pool, VolumeKey, VolumeRecord, VolumeType
 from app.linstor import LinstorClient, LinstorNotFound
 from app.linstor.models import ResourceGroup
 from app.locks import KeyedLocks
+from app.markers import OWN_NAME, PENDING
 from app.naming import LINSTOR_NAME_RE, random_linstor_name, validate_project
 from app.resolver import CacheInfo, Resolver, same_pool
 from app.settings import Settings
@@ -37,6 +39,7 @@ class VolumeService:
         self.codec = resolver.codec
         self.settings = settings
         self.locks = KeyedLocks()
+        self.claims = Claims(client, settings.staging_resource_group, settings.claim_timeout)
 
     # ---- pools -----------------------------------------------------------------------------------------
 
@@ -140,20 +143,49 @@ class VolumeService:
         async with self.locks.hold(key):
             group = await self.require_pool(key.pool)
             key = replace(key, pool=group.name)
-            draft = await build.plan(key)
-            await self.require_free(key)
-            record = VolumeRecord(
-                key=key,
-                rd_name=random_linstor_name(self.settings.volume_prefix),
-                content_type=draft.content_type,
-                description=draft.description,
-                volume_sizes_kib=draft.sizes_kib,
-            )
-            async with self.undo_on_error(record.rd_name):
-                await build.make(record, group.name)
-                await self.settle(record)
-            await self.resolver.remember(record)
-            return record
+            async with self.claims.hold(key):
+                draft = await build.plan(key)
+                adopted = await self.adopt_unfinished(key, draft, build)
+                if adopted is not None:
+                    return adopted
+                record = VolumeRecord(
+                    key=key,
+                    rd_name=random_linstor_name(self.settings.volume_prefix),
+                    content_type=draft.content_type,
+                    description=draft.description,
+                    volume_sizes_kib=draft.sizes_kib,
+                )
+                async with self.undo_on_error(record.rd_name):
+                    await build.make(record, group.name)
+                    await self.settle(record)
+                    await build.finish(record)
+                await self.resolver.remember(record)
+                return record
+
+    async def adopt_unfinished(self, key: VolumeKey, draft: Draft, build: Build) -> VolumeRecord | None:
+        """None when `key` is free; the volume when an earlier attempt of the same request left it
+        unfinished (a timed-out create whose spawn completed later, a crash); else 409 volume_exists."""
+        found = await self.resolver.find_in_linstor(key)
+        if not found:
+            return None
+        if len(found) == 1:
+            record = found[0]
+            rd = await self.client.get_resource_definition(record.rd_name)
+            unfinished = rd.props.get(PENDING) == build.operation and rd.props.get(OWN_NAME) == rd.name
+            same = (record.content_type, record.volume_sizes_kib) == (draft.content_type, draft.sizes_kib)
+            if unfinished and same:
+                log.warning(
+                    "adopting %s, left unfinished by an earlier %s of %s", rd.name, build.operation, key
+                )
+                await build.resume(record)
+                await build.finish(record)
+                await self.resolver.remember(record)
+                return record
+        raise Conflict(
+            "volume_exists",
+            f"Volume {key.type.value} {key.name!r} exists in pool {key.pool!r} (project {key.project!r})",
+            resource_definition=found[0].rd_name,
+        )
 
     async def require_free(self, key: VolumeKey) -> None:
         """409 volume_exists when `key` is taken."""
@@ -201,13 +233,18 @@ class VolumeService:
             new_key = replace(new_key, pool=record.key.pool)
             if new_name == key.name:
                 return record
-            await self.require_free(new_key)  # Incus does not check (incus-linstor-driver.md §4.1); we do
-            await self.client.modify_resource_definition(
-                record.rd_name, override_props={self.codec.keys.name: self.codec.aux_name(new_key)}
-            )
-            renamed = replace(record, key=new_key)
-            await self.resolver.remember(renamed)
-            return renamed
+            async with self.claims.hold(new_key):
+                return await self._rename(record, new_key)
+
+    async def _rename(self, record: VolumeRecord, new_key: VolumeKey) -> VolumeRecord:
+        """The rename itself, under the new identity's claim."""
+        await self.require_free(new_key)  # Incus does not check (incus-linstor-driver.md §4.1); we do
+        await self.client.modify_resource_definition(
+            record.rd_name, override_props={self.codec.keys.name: self.codec.aux_name(new_key)}
+        )
+        renamed = replace(record, key=new_key)
+        await self.resolver.remember(renamed)
+        return renamed
 
     @translates_linstor_errors("delete volume")
     async def delete(self, key: VolumeKey) -> None:

@@ -18,6 +18,13 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "description": title, "content": {PROBLEM_JSON: {}}}
     for status, title in answers().items()
 }
+# LINSTOR unreachable or too slow: the answer says when asking again makes sense (app/api/errors.py)
+RETRY_AFTER = {
+    "description": "Seconds after which asking again makes sense.",
+    "schema": {"type": "integer"},
+}
+for _status in (503, 504):
+    ERRORS[_status]["headers"] = {"Retry-After": RETRY_AFTER}
 
 
 def problem_json_only(app: FastAPI) -> None:
@@ -45,6 +52,9 @@ _CACHE_STATUS = {Served.HIT: "hit", Served.MISS: "fwd=miss", Served.BYPASS: "fwd
 
 def cache_headers(response: Response, info: CacheInfo) -> None:
     """RFC 9211 Cache-Status, and Age (RFC 9111) for answers the cache served without asking LINSTOR."""
-    response.headers["Cache-Status"] = f"linstor-names; {_CACHE_STATUS[info.served]}"
+    status = f"linstor-names; {_CACHE_STATUS[info.served]}"
+    if info.stale:  # served because LINSTOR could not confirm it (RFC 5861 stale-if-error)
+        status += "; detail=stale"
+    response.headers["Cache-Status"] = status
     if info.age is not None:
         response.headers["Age"] = str(int(info.age))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -32,7 +33,13 @@ def problem(
 
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    return problem(request, exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+    extra = dict(exc.extra)
+    # a 503/504 says when asking again makes sense (app/translate.py): a header, not a member of the body
+    retry_after = extra.pop("retry_after", None)
+    response = problem(request, exc.status, exc.code, exc.title, exc.detail, **extra)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))  # whole seconds (RFC 9110)
+    return response
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

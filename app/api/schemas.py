@@ -2,15 +2,79 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+from decimal import Decimal
+from fractions import Fraction
 from typing import Annotated
 
-from pydantic import BaseModel, ByteSize, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ByteSize, ConfigDict, Field, WithJsonSchema
 
+from app.errors import InvalidInput
 from app.identity import ContentType, SnapshotInfo, VolumeRecord, VolumeType
 from app.identity import Pool as DomainPool
+from app.naming import MAX_PROP_VALUE, MAX_SNAPSHOT_NAME, MAX_VOLUME_BYTES, validate_description
 
 _forbid = ConfigDict(extra="forbid")
+
+# A number (sign allowed, so that "-5" is refused as negative rather than as unreadable) and a unit
+_SIZE_RE = re.compile(r"\s*([-+]?)(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]*)\s*")
+_UNITS = "B, kB, MB, GB, TB, PB, EB, KiB, MiB, GiB, TiB, PiB or EiB"
+# What the domain's rules say, for clients (app/naming.py enforces them; tests/domain/test_validation.py
+# checks that these patterns agree with it)
+NO_CONTROL_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+SNAPSHOT_NAME_PATTERN = "^[!-)+\\-.0-<>-\\[\\]-~]+$"
+
+
+def _size_bytes(value: object) -> object:
+    """Bytes from an integer or a string with a unit ('10GiB', '500MB', '1.5TB'), as ByteSize reads them."""
+    # errors are the domain's 422 invalid_size, which pydantic lets through (it collects only ValueErrors), so
+    # that a size has one code whatever is wrong; the range is the domain's (app/builds.py, round_size_kib)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if not isinstance(value, str):
+        raise InvalidInput(
+            "invalid_size", f"size must be a whole number of bytes or a string, not {value!r:.64}"
+        )
+    # no size needs more; and reading thousands of digits costs the event loop a tenth of a second
+    if len(value) > 64:
+        raise InvalidInput("invalid_size", f"size {value[:64]!r}... is longer than any size (64 characters)")
+    match = _SIZE_RE.fullmatch(value)
+    if match is None:
+        raise InvalidInput(
+            "invalid_size", f"size {value[:64]!r} is not a number with an optional unit, such as '10GiB'"
+        )
+    sign, number, unit = match.groups()
+    multiplier = ByteSize.byte_sizes.get(unit.lower() or "b")
+    if multiplier is None:
+        raise InvalidInput("invalid_size", f"size {value[:64]!r} has an unknown unit {unit!r}: use {_UNITS}")
+    # exact arithmetic: a float loses bytes past 2**53
+    size = int(Fraction(Decimal(number)) * Fraction(multiplier))
+    return -size if sign == "-" else size
+
+
+def _description(value: str) -> str:
+    validate_description(value)
+    return value
+
+
+Size = Annotated[
+    int,
+    BeforeValidator(_size_bytes),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 1, "maximum": MAX_VOLUME_BYTES},
+                {"type": "string", "examples": ["10GiB", "500MB"]},
+            ]
+        }
+    ),
+]
+Description = Annotated[
+    str,
+    AfterValidator(_description),
+    WithJsonSchema({"type": "string", "maxLength": MAX_PROP_VALUE, "pattern": NO_CONTROL_PATTERN}),
+]
 
 
 class VolumeSource(BaseModel):
@@ -42,12 +106,19 @@ class VolumeCreate(BaseModel):
         None,
         description="Defaults to block for virtual-machine, filesystem otherwise; a copy keeps its source's.",
     )
-    project: str = "default"
-    size: ByteSize | None = Field(
-        None,
-        description="Bytes, or a string with a unit such as '10GiB' or '500MB'. Required unless copying.",
+    project: str = Field(
+        "default",
+        description="Incus's project rules (no slashes, spaces, underscores or quotes), no control "
+        "characters, at most 255 characters.",
     )
-    description: str | None = Field(None, max_length=4096)
+    size: Size | None = Field(
+        None,
+        description="Bytes, or a string with a unit such as '10GiB' or '500MB'; at most 1 PiB (LINSTOR's "
+        "maximum volume size). Required unless copying.",
+    )
+    description: Description | None = Field(
+        None, description="One line (no control characters) of at most 4096 UTF-16 code units."
+    )
     source: VolumeSource | None = None
 
 
@@ -156,18 +227,29 @@ class Problem(BaseModel):
     instance: str | None = None
 
 
+# Documented here, enforced by the domain (naming.validate_snapshot_name) with its own code, invalid_name
+SnapshotName = Annotated[
+    str,
+    Field(
+        description="Printable ASCII without spaces, `/`, `\\`, `*`, `=` or `,`; not `.` or `..`: it becomes "
+        "part of a LINSTOR property key.",
+        json_schema_extra={"maxLength": MAX_SNAPSHOT_NAME, "pattern": SNAPSHOT_NAME_PATTERN},
+    ),
+]
+
+
 class SnapshotCreate(BaseModel):
     """POST …/snapshots."""
 
     model_config = _forbid
-    name: str
+    name: SnapshotName
 
 
 class SnapshotRename(BaseModel):
     """PATCH …/snapshots/{snapshot}."""
 
     model_config = _forbid
-    name: str
+    name: SnapshotName
 
 
 class SnapshotRestore(BaseModel):

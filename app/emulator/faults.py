@@ -149,6 +149,30 @@ def _drop_transport(send: Send) -> bool:
     return True
 
 
+async def _delayed(seconds: float, receive: Receive) -> Receive:
+    """Take the whole request, then wait: like a slow controller, the request is carried out even when
+    the client has given up meanwhile (a timed-out create still creates)."""
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        body += message.get("body", b"")
+        if not message.get("more_body", False):
+            break
+    await asyncio.sleep(seconds)
+    delivered = False
+
+    async def replay() -> Message:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+        return await receive()
+
+    return replay
+
+
 class EmulatorMiddleware:
     """Applies fault rules (outside /_emulator) and reports /v1 exchanges to the observer."""
 
@@ -167,7 +191,9 @@ class EmulatorMiddleware:
         path: str = scope["path"]
         if not path.startswith("/_emulator") and self.faults:
             rule = self.faults.take(scope["method"], path)
-            if rule is not None and await self._apply(rule, receive, send):
+            if rule is not None and rule.action == "latency":
+                receive = await _delayed(rule.seconds, receive)
+            elif rule is not None and await self._apply(rule, receive, send):
                 return
         if self.observer is None or not path.startswith("/v1"):
             await self.app(scope, receive, send)
@@ -176,9 +202,6 @@ class EmulatorMiddleware:
 
     async def _apply(self, rule: FaultRule, receive: Receive, send: Send) -> bool:
         """Run one fault; True when the request is finished (answered, hung up or dropped)."""
-        if rule.action == "latency":
-            await asyncio.sleep(rule.seconds)
-            return False
         if rule.action == "error":
             body = rule.body
             if body is None:

@@ -3,7 +3,7 @@
 LinstorError
  ├── LinstorOperationalError        the controller could not answer: worth a retry, maps to 503/504
  │    ├── LinstorUnavailable         connection refused / DNS / TLS handshake, on every controller
- │    ├── LinstorTimeout             connect or read timeout
+ │    ├── LinstorTimeout             connect or read timeout, or the request's deadline passed
  │    └── LinstorServerError         5xx without a decodable LINSTOR error (or FAIL_UNKNOWN_ERROR/IMPL_ERROR)
  ├── LinstorProtocolError           the answer is not what LINSTOR sends (malformed JSON, wrong shape)
  └── LinstorApiError                LINSTOR refused the request with ApiCallRc entries
@@ -67,6 +67,9 @@ class LinstorError(Exception):
 
 class LinstorOperationalError(LinstorError):
     """The controller could not be reached or did not answer properly."""
+
+    # seconds after which asking again makes sense; the session sets it when it gives up
+    retry_after: float | None = None
 
 
 class LinstorUnavailable(LinstorOperationalError):

@@ -3,14 +3,23 @@
 Calls fail over to the next controller on connection errors (the request never reached a controller, so
 this is safe for every method, as golinstor does), and retry with backoff on operational errors for
 idempotent methods only (GET, PUT, DELETE). Answers become decoded JSON or a typed LinstorError.
+
+Deadlines, not retries multiplied by timeouts: the calls of one operation (`linstor_operation`, opened where
+a domain operation starts) share its deadline, counted from its start. An operation has the read deadline
+until it sends its first mutation, then the write deadline; a read never waits longer than the read
+deadline, even inside a write. Every attempt's timeout is cut to the time left and no retry starts past
+the deadline, so a hung controller costs a request at most its deadline, whatever the retries.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
 from typing import Any, Self, TypeVar
 
 import httpx
@@ -32,6 +41,7 @@ log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE"})
+READS = frozenset({"GET", "HEAD"})
 USER_AGENT = "linstor-names/0.1"
 # Answers bigger than this are decoded, and lists longer than this validated, in a worker thread so that
 # a full sync of a large cluster never stalls the event loop (a thread hop costs ~0.1 ms).
@@ -51,10 +61,70 @@ class Timeouts:
     read: float = 30.0
     write: float = 300.0
 
-    def for_method(self, method: str) -> httpx.Timeout:
-        """The httpx timeout for one request."""
+    def for_attempt(self, method: str, left: float, controllers: int) -> httpx.Timeout:
+        """The httpx timeout of one attempt, cut to the `left` seconds of its deadline.
+
+        Connecting gets its share of the time left among the `controllers` still to try, so that one
+        black-holed controller cannot use up the deadline before failover reaches the next.
+        """
         read = self.read if method == "GET" else self.write
-        return httpx.Timeout(read, connect=self.connect, pool=self.connect)
+        connect = min(self.connect, left / max(controllers, 1))
+        return httpx.Timeout(min(read, left), connect=connect, pool=connect)
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """Seconds the LINSTOR work of one operation may take in all, retries included."""
+
+    read: float = 5.0  # an operation that only reads, and every single read
+    write: float = 600.0  # an operation once it has sent a mutation: spawns, clones, restores block long
+
+
+@dataclass(slots=True)
+class Operation:
+    """The LINSTOR work of one domain operation: when it started, whether it wrote, an explicit end."""
+
+    started: float
+    wrote: bool = False
+    ends: float | None = None
+
+
+_operation: ContextVar[Operation | None] = ContextVar("linstor_operation", default=None)
+
+
+@contextmanager
+def linstor_operation() -> Iterator[Operation]:
+    """The LINSTOR calls inside are one operation's and share its deadline; a nested one joins the outer."""
+    current = _operation.get()
+    if current is not None:
+        yield current
+        return
+    op = Operation(started=time.monotonic())
+    token = _operation.set(op)
+    try:
+        yield op
+    finally:
+        _operation.reset(token)
+
+
+@contextmanager
+def linstor_deadline(seconds: float) -> Iterator[None]:
+    """The LINSTOR calls inside end within `seconds` from now, or an outer explicit deadline if sooner.
+
+    It replaces the read and write deadlines: shorter for a probe (/readyz), longer for a background job
+    that reads the whole cluster.
+    """
+    now = time.monotonic()
+    outer = _operation.get()
+    ends = now + seconds
+    if outer is not None and outer.ends is not None:
+        ends = min(ends, outer.ends)
+    op = replace(outer, ends=ends) if outer is not None else Operation(started=now, ends=ends)
+    token = _operation.set(op)
+    try:
+        yield
+    finally:
+        _operation.reset(token)
 
 
 class LinstorSession:
@@ -65,6 +135,7 @@ class LinstorSession:
         config: ConnectionConfig | None = None,
         *,
         timeouts: Timeouts | None = None,
+        deadlines: Deadlines | None = None,
         retries: int = 3,
         backoff: float = 0.1,
         max_connections: int = 32,
@@ -73,6 +144,7 @@ class LinstorSession:
         config = config or ConnectionConfig()
         self._controllers = list(config.urls)
         self._timeouts = timeouts or Timeouts()
+        self._deadlines = deadlines or Deadlines()
         self._retries = retries
         self._backoff = backoff
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
@@ -103,23 +175,33 @@ class LinstorSession:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def _send_once(self, method: str, path: str, params: Params, body: Any) -> httpx.Response:
-        """Send to the first controller that accepts a connection; move it to the front."""
+    async def _send_once(
+        self, method: str, path: str, params: Params, body: Any, ends: float
+    ) -> httpx.Response:
+        """Send to the first controller that accepts a connection before `ends`; move it to the front."""
         content = orjson.dumps(body) if body is not None else None
         headers = {"Content-Type": "application/json"} if content is not None else None
-        timeout = self._timeouts.for_method(method)
         query = tuple(params) if params else None  # a tuple: httpx's params type is covariant only there
         last: Exception | None = None
-        for base in list(self._controllers):
+        controllers = list(self._controllers)
+        for i, base in enumerate(controllers):
+            left = ends - time.monotonic()
+            if left <= 0:
+                raise LinstorTimeout(
+                    f"{method} {path}: no time left of the request's deadline", controller=base
+                ) from last
+            timeout = self._timeouts.for_attempt(method, left, len(controllers) - i)
             try:
-                response = await self._http.request(
-                    method, base + path, params=query, content=content, headers=headers, timeout=timeout
-                )
+                # httpx's timeouts bound each phase (and each read); this bounds the whole attempt
+                async with asyncio.timeout(left):
+                    response = await self._http.request(
+                        method, base + path, params=query, content=content, headers=headers, timeout=timeout
+                    )
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 last = exc
                 log.warning("LINSTOR controller %s unreachable: %s", base, exc)
                 continue
-            except httpx.TimeoutException as exc:
+            except (httpx.TimeoutException, TimeoutError) as exc:
                 raise LinstorTimeout(
                     f"{method} {path}: LINSTOR did not answer in time", controller=base
                 ) from exc
@@ -133,6 +215,17 @@ class LinstorSession:
             f"no LINSTOR controller reachable ({', '.join(self._controllers)}): {last}"
         ) from last
 
+    def _ends(self, op: Operation, method: str) -> float:
+        """When a call of `op` must be done: the deadline this call and its retries share."""
+        if op.ends is not None:
+            return op.ends
+        if method not in READS:
+            op.wrote = True
+        ends = op.started + (self._deadlines.write if op.wrote else self._deadlines.read)
+        if method in READS:
+            ends = min(ends, time.monotonic() + self._deadlines.read)
+        return ends
+
     async def _request(
         self,
         method: str,
@@ -142,23 +235,28 @@ class LinstorSession:
         body: Any = None,
     ) -> Any:
         """One API call: the decoded JSON answer, or a typed LinstorError."""
-        attempt = 0
-        while True:
-            try:
-                response = await self._send_once(method, path, params, body)
-                if len(response.content) > OFFLOAD_BYTES:
-                    # a list of 100k RDs is tens of MB: parse it off the event loop
-                    return await asyncio.to_thread(self._decode, method, path, response)
-                return self._decode(method, path, response)
-            except LinstorOperationalError as exc:
-                if method not in IDEMPOTENT or attempt >= self._retries:
-                    raise
-                attempt += 1
-                delay = self._backoff * 2 ** (attempt - 1)
-                log.warning(
-                    "retry %d/%d of %s %s in %.2fs: %s", attempt, self._retries, method, path, delay, exc
-                )
-                await asyncio.sleep(delay)
+        with linstor_operation() as op:  # a call outside any operation is an operation of its own
+            ends = self._ends(op, method)
+            attempt = 0
+            while True:
+                try:
+                    response = await self._send_once(method, path, params, body, ends)
+                    if len(response.content) > OFFLOAD_BYTES:
+                        # a list of 100k RDs is tens of MB: parse it off the event loop
+                        return await asyncio.to_thread(self._decode, method, path, response)
+                    return self._decode(method, path, response)
+                except LinstorOperationalError as exc:
+                    delay = self._backoff * 2**attempt
+                    retry = method in IDEMPOTENT and attempt < self._retries
+                    if not retry or time.monotonic() + delay >= ends:
+                        # asking again sooner than one read deadline would likely meet the same controller
+                        exc.retry_after = self._deadlines.read
+                        raise
+                    attempt += 1
+                    log.warning(
+                        "retry %d/%d of %s %s in %.2fs: %s", attempt, self._retries, method, path, delay, exc
+                    )
+                    await asyncio.sleep(delay)
 
     def _decode(self, method: str, path: str, response: httpx.Response) -> Any:
         status = response.status_code

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -63,6 +64,71 @@ async def test_verify_mode_sees_a_change_behind_its_back_at_once(
         assert report["mode"] == "verify"
         assert report["hits"] >= 2
         assert report["misses"] >= 1
+
+
+# the one read that confirms a verify-mode hit: GET /v1/resource-definitions/{rd}
+CONFIRM = r"^/v1/resource-definitions/[^/]+$"
+DEADLINE = 0.5
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "code"), [("error", 503, "linstor_unavailable"), ("hang", 504, "linstor_timeout")]
+)
+async def test_verify_mode_serves_a_read_stale_when_linstor_cannot_confirm_it_never_a_write(
+    service: ServiceFactory, emulator: Emulator, fault: str, status: int, code: str
+) -> None:
+    """RFC 5861 stale-if-error: the lookup is answered from the cache, marked stale, within the deadline;
+    the rename, whose other reads LINSTOR still answers, fails only because its confirmation did."""
+    async with service(cache_mode="verify", linstor_read_deadline=DEADLINE) as api:
+        vol = await create(api, name="c1", type="container")
+        emulator.state.add_fault(action=fault, method="GET", path=CONFIRM)
+        try:
+            started = time.monotonic()
+            stale = await api.get(f"/v1/pools/{POOL}/volumes/container/c1")
+            assert time.monotonic() - started < 3 * DEADLINE
+            renamed = await api.patch(f"/v1/pools/{POOL}/volumes/container/c1", json={"name": "c2"})
+        finally:
+            emulator.state.clear_faults()
+        assert stale.status_code == 200, stale.text
+        assert stale.json() == vol
+        assert stale.headers["cache-status"] == "linstor-names; hit; detail=stale"
+        assert int(stale.headers["age"]) >= 0
+        assert_problem(renamed, status, code)
+        assert renamed.headers["retry-after"] == "1"
+        fresh = await api.get(f"/v1/pools/{POOL}/volumes/container/c1")  # LINSTOR back: confirmed again
+        assert fresh.headers["cache-status"] == "linstor-names; hit"
+        assert "age" not in fresh.headers
+
+
+async def test_with_linstor_down_verify_mode_serves_cached_reads_stale_and_nothing_else(
+    service: ServiceFactory, emulator: Emulator
+) -> None:
+    async with service(cache_mode="verify", linstor_read_deadline=DEADLINE) as api:
+        vol = await create(api, name="c1", type="container")
+        snap = (
+            await api.post(f"/v1/pools/{POOL}/volumes/container/c1/snapshots", json={"name": "s0"})
+        ).json()
+        emulator.state.add_fault(action="error", method="*", path=r"^/v1/")
+        try:
+            forward = await api.get(f"/v1/pools/{POOL}/volumes/container/c1")
+            reverse = await api.get(f"/v1/resolve/{vol['linstor_name']}")
+            snapshot = await api.get(f"/v1/resolve/{snap['linstor_name']}")
+            unknown = await api.get(f"/v1/pools/{POOL}/volumes/container/c9")  # nothing cached to serve
+            renamed = await api.patch(f"/v1/pools/{POOL}/volumes/container/c1", json={"name": "c2"})
+        finally:
+            emulator.state.clear_faults()
+        for stale in (forward, reverse, snapshot):
+            assert stale.status_code == 200, stale.text
+            assert stale.headers["cache-status"] == "linstor-names; hit; detail=stale"
+            assert "age" in stale.headers
+        assert forward.json()["linstor_name"] == vol["linstor_name"]
+        assert reverse.json()["volume"]["name"] == "c1"
+        assert snapshot.json()["snapshot"] == "s0"
+        for failed in (unknown, renamed):
+            assert_problem(failed, 503, "linstor_unavailable")
+            assert failed.headers["retry-after"] == "1"
+        after = await api.get(f"/v1/pools/{POOL}/volumes/container/c1")  # no change was made meanwhile
+        assert (after.headers["cache-status"], after.json()) == ("linstor-names; hit", forward.json())
 
 
 async def test_trust_mode_sees_it_after_the_resync_interval(

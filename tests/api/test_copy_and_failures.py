@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -182,9 +183,11 @@ async def test_not_enough_space_is_linstors_refusal_with_its_message(
 
 @pytest.fixture
 def dead_linstor_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The service pointed at a port where nothing listens."""
+    """The service pointed at a port where nothing listens; retries on, and a read deadline of 0.5 s."""
     app = create_app(
-        service_settings(tmp_path_factory.mktemp("dead"), cache_url="none"),
+        service_settings(
+            tmp_path_factory.mktemp("dead"), cache_url="none", linstor_retries=3, linstor_read_deadline=0.5
+        ),
         linstor=ConnectionConfig(urls=(f"http://127.0.0.1:{free_port()}",)),
     )
     with serve(app) as url:
@@ -193,8 +196,11 @@ def dead_linstor_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
 
 async def test_linstor_unreachable_is_503_and_not_ready(dead_linstor_service: str) -> None:
     async with httpx.AsyncClient(base_url=dead_linstor_service) as api:
+        started = time.monotonic()
         response = await api.get(f"/v1/pools/{POOL}/volumes/container/c1")
+        assert time.monotonic() - started < 3 * 0.5  # the retries' backoff stops at the deadline
         body = assert_problem(response, 503, "linstor_unavailable")
+        assert response.headers["retry-after"] == "1"  # the read deadline, in whole seconds
         assert (
             "unreachable" in body["linstor"]["message"]
             or "no LINSTOR controller" in body["linstor"]["message"]
@@ -204,7 +210,7 @@ async def test_linstor_unreachable_is_503_and_not_ready(dead_linstor_service: st
         assert ready.json()["checks"]["linstor"].startswith("unavailable")
 
 
-async def test_hung_linstor_is_504_after_the_read_timeout(
+async def test_hung_linstor_is_504_after_the_read_timeout_inside_the_deadline(
     emulator: Emulator, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     app = create_app(
@@ -214,8 +220,11 @@ async def test_hung_linstor_is_504_after_the_read_timeout(
     emulator.state.add_fault(action="hang", method="GET", path=r"^/v1/resource-definitions$", seconds=5)
     with serve(app) as url:
         async with httpx.AsyncClient(base_url=url) as api:
+            started = time.monotonic()
             response = await api.get(f"/v1/pools/{POOL}/volumes/container/c1")
+            assert time.monotonic() - started < 3 * 0.3  # the read timeout, shorter than the deadline
             assert_problem(response, 504, "linstor_timeout")
+            assert response.headers["retry-after"] == "5"  # the default read deadline
     emulator.state.clear_faults()
 
 

@@ -125,6 +125,8 @@ async def test_what_the_api_writes_is_what_incus_writes(
         "Aux/Incus/project": "default",
         "DrbdOptions/Net/allow-two-primaries": "yes",
         "DrbdOptions/ExactSize": "true",
+        # ours, beyond Incus's namespace: the RD's own name (app/markers.py)
+        "Aux/linstor-names/rd": vm["linstor_name"],
         # set by the controller once resources exist, not by us (service-traffic.jsonl #24)
         "DrbdOptions/Resource/quorum": "off",
     }

@@ -66,14 +66,16 @@ async def test_new_volume_from_a_snapshot_passes_the_recorded_controllers_rules(
     assert len(puts) == 1
     props = json.loads(puts[0].request_body)["override_props"]
     assert all(key.startswith("Aux/") for key in props), props
-    # the recorded sequence: staging group, RD, restore VDs, restore resources, identity PUT (#152-156)
+    # the recorded sequence (#153-156): RD, restore VDs, restore resources, identity PUT (the staging group
+    # exists since vm1's claim); around it, the identity's claim is taken and released (app/claims.py)
     writes = [(e.method, e.route, e.status) for e in seen if e.method != "GET"]
     assert writes == [
-        ("POST", "/v1/resource-groups", 201),
-        ("POST", "/v1/resource-definitions", 201),
+        ("POST", "/v1/resource-definitions", 201),  # the claim
+        ("POST", "/v1/resource-definitions", 201),  # the new RD, in the staging group
         ("POST", "/v1/resource-definitions/{resource}/snapshot-restore-volume-definition/{snapshot}", 200),
         ("POST", "/v1/resource-definitions/{resource}/snapshot-restore-resource/{snapshot}", 200),
         ("PUT", "/v1/resource-definitions/{resource}", 200),
+        ("DELETE", "/v1/resource-definitions/{resource}", 200),  # the claim released
     ]
     got = await api.get("/v1/pools/linstor/volumes/virtual-machine/vm2")
     assert got.status_code == 200

@@ -238,3 +238,17 @@ async def test_delete_volume_deletes_its_snapshots_first(
     await snapshot(api, "snap1")
     assert (await api.delete(VOL)).status_code == 204
     assert await linstor.list_resource_definitions() == []
+
+
+async def test_the_mapping_is_written_first_and_a_failed_snapshot_removes_it(
+    api: httpx.AsyncClient, linstor: LinstorClient, emulator: Emulator
+) -> None:
+    """Intent first (issue 10): the key is written before the snapshot is taken; when the snapshot fails,
+    neither is left, and a crash between the two would leave only a key, which reads as no snapshot."""
+    vol = await create(api, name="v1", type="virtual-machine")
+    emulator.state.add_fault(action="error", method="POST", path=r"/snapshots$", times=1)
+    response = await api.post(f"{VOL}/snapshots", json={"name": "snap0"})
+    assert_problem(response, 503, "linstor_unavailable")
+    props = (await linstor.get_resource_definition(vol["linstor_name"])).props
+    assert not [k for k in props if "snapshot-name" in k]
+    assert await linstor.list_snapshots(vol["linstor_name"]) == []

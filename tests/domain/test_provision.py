@@ -46,6 +46,7 @@ class WithRival:
         self.inner = inner
         self.d = d
         self.rival = rival
+        self.operation = inner.operation
 
     async def plan(self, key: VolumeKey) -> Draft:
         """The inner step's plan."""
@@ -56,6 +57,14 @@ class WithRival:
         await self.inner.make(record, group)
         props = self.d.volumes.codec.volume_props(record.key, record.content_type)
         await self.d.client.create_resource_definition(self.rival, resource_group=group, props=props)
+
+    async def resume(self, record: VolumeRecord) -> None:
+        """The inner step's resume."""
+        await self.inner.resume(record)
+
+    async def finish(self, record: VolumeRecord) -> None:
+        """The inner step's finish."""
+        await self.inner.finish(record)
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import httpx
@@ -26,6 +28,7 @@ from app.linstor import (
 from app.linstor.config import ConnectionConfig
 from app.linstor.errors import LinstorAccessDenied
 from app.linstor.models import CloneRequest
+from app.linstor.transport import Deadlines, linstor_deadline, linstor_operation
 from tests.support.ret_codes import (
     PARSE_ERROR,
     RAW_RD_NOT_FOUND,
@@ -233,6 +236,160 @@ async def test_api_errors_are_not_retried(router: respx.Router, client: LinstorC
     with pytest.raises(LinstorNotFound):
         await client.get_resource_definition("nope")
     assert route.call_count == 1
+
+
+# ---- deadlines ---------------------------------------------------------------------------------------
+
+Handler = Callable[[httpx.Request], Coroutine[None, None, httpx.Response]]
+
+
+def deadline_client(handler: Handler, *, read: float = 0.3, write: float = 5.0, **kw: Any) -> LinstorClient:
+    """A client of controllers A and B with short deadlines, answering through `handler`."""
+    kw.setdefault("retries", 10)
+    kw.setdefault("backoff", 0.001)
+    return LinstorClient(
+        ConnectionConfig(urls=(A, B)),
+        deadlines=Deadlines(read=read, write=write),
+        transport=httpx.MockTransport(handler),
+        **kw,
+    )
+
+
+async def test_retries_of_timed_out_reads_share_the_deadline() -> None:
+    """Each attempt times out after 0.1 s: 11 attempts would take 1.1 s; the 0.3 s deadline stops them."""
+    attempts: list[float] = []
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        attempts.append(time.monotonic())
+        await asyncio.sleep(0.1)
+        raise httpx.ReadTimeout("slow", request=request)
+
+    async with deadline_client(slow) as client:
+        started = time.monotonic()
+        with pytest.raises(LinstorTimeout) as info:
+            await client.list_resource_definitions()
+        elapsed = time.monotonic() - started
+    assert 2 <= len(attempts) <= 3
+    assert elapsed < 0.3 + 0.1
+    assert all(t < started + 0.3 for t in attempts)  # no retry started past the deadline
+    assert info.value.retry_after == 0.3
+
+
+async def test_a_hung_attempt_is_cut_at_the_deadline() -> None:
+    """A controller that never answers (httpx's read timeout of 30 s aside) costs one deadline, once."""
+    calls = 0
+
+    async def hung(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(30)
+        return httpx.Response(200, json=VERSION)
+
+    async with deadline_client(hung) as client:
+        started = time.monotonic()
+        with pytest.raises(LinstorTimeout, match="did not answer in time"):
+            await client.controller_version()
+        assert time.monotonic() - started < 0.3 + 0.1
+    assert calls == 1
+
+
+async def test_each_attempt_gets_at_most_the_time_left() -> None:
+    """Reading: min(read timeout, time left); connecting: its share of it among the controllers to try."""
+    seen: list[dict[str, float]] = []
+
+    async def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request.extensions["timeout"])
+        return httpx.Response(200, json=VERSION)
+
+    async with deadline_client(record, read=2.0) as client:
+        await client.controller_version()
+    timeout = seen[0]
+    assert 1.9 < timeout["read"] <= 2.0  # not the 30 s read timeout
+    assert 0.9 < timeout["connect"] <= 1.0  # half of it: B must still get its turn
+    assert timeout["pool"] == timeout["connect"]
+
+
+async def test_a_black_holed_first_controller_leaves_time_for_the_second() -> None:
+    async def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "ctrl-a":
+            await asyncio.sleep(request.extensions["timeout"]["connect"])
+            raise httpx.ConnectTimeout("no SYN-ACK", request=request)
+        return httpx.Response(200, json=VERSION)
+
+    async with deadline_client(answer, read=0.4) as client:
+        assert (await client.controller_version()).version == "1.34.0"
+        assert client.controller == B
+
+
+async def test_the_calls_of_one_operation_share_its_deadline() -> None:
+    """Once its read deadline is spent, an operation's next read fails at once, without a request."""
+    calls = 0
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.2)
+        return httpx.Response(200, json=VERSION)
+
+    async with deadline_client(answer) as client:
+        with linstor_operation():
+            await client.controller_version()
+            await asyncio.sleep(0.15)
+            with pytest.raises(LinstorTimeout, match="no time left"):
+                await client.controller_version()
+        assert calls == 1
+        await client.controller_version()  # outside the operation, a call is an operation of its own
+    assert calls == 2
+
+
+async def test_an_operation_that_wrote_has_the_write_deadline_and_each_read_the_read_deadline() -> None:
+    """A create's reads after its spawn are not cut by the read deadline counted from its start; but none
+    of them waits longer than the read deadline."""
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            await asyncio.sleep(0.4)  # longer than the whole read deadline
+            return httpx.Response(201, json=[rc(RD_CREATED)])
+        if request.url.path.endswith("/hung"):
+            await asyncio.sleep(30)
+        return httpx.Response(200, json=[] if request.url.path.endswith("s") else {"name": "vol1"})
+
+    async with deadline_client(answer) as client:
+        with linstor_operation():
+            await client.list_resource_definitions()
+            await client.create_resource_definition("vol1")
+            assert await client.list_resource_definitions() == []
+            started = time.monotonic()
+            with pytest.raises(LinstorTimeout):
+                await client.get_resource_definition("hung")
+            assert time.monotonic() - started < 0.3 + 0.1  # not the 5 s write deadline
+
+
+async def test_an_explicit_deadline_bounds_every_call_inside(router: respx.Router) -> None:
+    """/readyz's own deadline: shorter than the read deadline, retries of a refused connection included."""
+    route = router.get(f"{A}/v1/controller/version").mock(side_effect=httpx.ConnectError)
+    router.get(f"{B}/v1/controller/version").mock(side_effect=httpx.ConnectError)
+    # a backoff slow enough that the retries meet the deadline
+    async with deadline_client(router.async_handler, read=5.0, retries=100, backoff=0.02) as client:
+        started = time.monotonic()
+        with linstor_deadline(0.3), pytest.raises(LinstorUnavailable) as info:
+            await client.controller_version()
+        assert time.monotonic() - started < 0.3 + 0.1
+    assert 2 <= route.call_count < 100
+    assert info.value.retry_after == 5.0
+
+
+async def test_an_explicit_deadline_may_be_longer_than_the_read_deadline() -> None:
+    """A background job that reads the whole cluster sets its own, and operations inside join it."""
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.4)
+        return httpx.Response(200, json=[])
+
+    async with deadline_client(slow, read=0.3) as client:
+        with linstor_deadline(2.0), linstor_operation():
+            assert await client.list_resource_definitions() == []
+            assert await client.list_resource_definitions() == []
 
 
 # ---- answers that are not what LINSTOR sends ---------------------------------------------------------

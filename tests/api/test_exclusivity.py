@@ -1,0 +1,55 @@
+"""Nothing duplicated: a timed-out create that LINSTOR completes anyway is adopted by the retry, never
+doubled (issue 10; app/claims.py, app/markers.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from app.linstor import LinstorClient
+from app.linstor.config import ConnectionConfig
+from app.main import create_app
+from app.markers import OWN_NAME, PENDING
+from tests.api.conftest import service_settings
+from tests.conftest import Emulator
+from tests.support.api import POOL, assert_problem
+from tests.support.server import serve
+
+C1 = {"name": "c1", "type": "container", "size": "1GiB"}
+
+
+async def identity_rds(linstor: LinstorClient) -> list[str]:
+    """The RDs that carry c1's identity."""
+    rds = await linstor.list_resource_definitions(props=["Aux/Incus/name=incus-volume-c1"])
+    return [rd.name for rd in rds]
+
+
+async def test_a_timed_out_create_is_adopted_by_its_retry_not_doubled(
+    linstor: LinstorClient, emulator: Emulator, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The spawn outlives the service's timeout and completes in LINSTOR; the retry within the claim's
+    lifetime is told to wait, the retry after it gets the same volume, and one RD carries the identity."""
+    settings = service_settings(
+        tmp_path_factory.mktemp("slow"), cache_url="none", linstor_write_timeout=0.3, claim_timeout=1.5
+    )
+    app = create_app(settings, linstor=ConnectionConfig(urls=(emulator.url,)))
+    emulator.state.add_fault(action="latency", method="POST", path=r"/spawn$", seconds=0.8, times=1)
+    with serve(app) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as api:
+            first = await api.post(f"/v1/pools/{POOL}/volumes", json=C1)
+            assert_problem(first, 504, "linstor_timeout")
+            early = await api.post(f"/v1/pools/{POOL}/volumes", json=C1)
+            assert_problem(early, 409, "operation_in_progress")
+            await asyncio.sleep(1.6)  # the spawn has completed; the first attempt's claim has expired
+            (made,) = await identity_rds(linstor)
+            assert PENDING in (await linstor.get_resource_definition(made)).props
+            retry = await api.post(f"/v1/pools/{POOL}/volumes", json=C1)
+            assert retry.status_code == 201, retry.text
+            assert retry.json()["linstor_name"] == made
+            assert await identity_rds(linstor) == [made]
+            props = (await linstor.get_resource_definition(made)).props
+            assert (PENDING in props, props[OWN_NAME]) == (False, made)
+            again = await api.post(f"/v1/pools/{POOL}/volumes", json=C1)
+            assert_problem(again, 409, "volume_exists")  # a finished volume is never adopted
