@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -13,13 +14,19 @@ from app.cache.store import CacheStore
 from app.cache.sync import ResourceDefinitionLister, SyncResult, full_sync
 from app.errors import Conflict, ServiceError
 from app.identity import VolumeRecord
+from app.linstor import LinstorError
 from app.linstor.models import ResourceDefinition
 from app.naming import AuxCodec
-from app.resolver import CacheCounters
+from app.resolver import CacheCounters, CacheState
 from app.settings import CacheMode, Settings
 from app.translate import translates_linstor_errors
 
 log = logging.getLogger(__name__)
+
+# A trusted cache serves reads without asking LINSTOR, so a replica whose resyncs keep failing serves ever
+# older answers: after this many failures in a row (its answers then up to this many resync intervals older
+# than the mode promises) it is not ready. A verify-mode replica answers from LINSTOR and stays ready.
+TRUSTED_FAILED_RESYNCS = 3
 
 
 class VolumeDecoder(Protocol):
@@ -33,6 +40,11 @@ class VolumeDecoder(Protocol):
     @property
     def counters(self) -> CacheCounters:
         """Hits, misses and the last sync of this process."""
+        ...
+
+    @property
+    def state(self) -> CacheState:
+        """Whether the cache is warm or being rebuilt, and its failing syncs: kept current by the service."""
         ...
 
     def decode(self, rd: ResourceDefinition) -> VolumeRecord | None:
@@ -54,6 +66,19 @@ class CacheSummary:
     resync_interval: float
     hits: int
     misses: int
+    warm: bool = False
+    rebuilding: bool = False
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    failing_since: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """Whether a dependency (here the cache) lets this replica serve, and what to tell an operator ("ok")."""
+
+    ready: bool
+    detail: str
 
 
 class CacheService:
@@ -72,10 +97,12 @@ class CacheService:
         self._settings = settings
         # one sync at a time per process: a rebuild asked for during a periodic resync waits for it
         self._lock = asyncio.Lock()
+        # set once the first sync has ended, whichever way: readiness waits for it at start-up
+        self._first_sync = asyncio.Event()
 
     async def report(self) -> CacheSummary:
         """Size, last sync time and age, hit and miss counts of this replica."""
-        counters = self._resolver.counters
+        counters, state = self._resolver.counters, self._resolver.state
         volumes = snapshots = 0
         last_sync: datetime | None = None
         age: float | None = None
@@ -97,7 +124,37 @@ class CacheService:
             resync_interval=self._settings.cache_resync_interval,
             hits=counters.hits,
             misses=counters.misses,
+            warm=state.warm,
+            rebuilding=state.rebuilding,
+            last_error=state.last_error,
+            last_error_at=_utc(state.last_error_at),
+            failing_since=_utc(state.failing_since),
         )
+
+    async def condition(self, wait: float) -> Condition:
+        """Readiness as far as the cache goes: warming until the first sync, failing resyncs said.
+
+        A first sync under way is waited for, `wait` seconds at most: a replica starting up becomes ready
+        within a probe's deadline instead of one probe period later.
+        """
+        if self._store is None:
+            return Condition(True, "ok")
+        state = self._resolver.state
+        if not self._first_sync.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._first_sync.wait(), wait)
+        failing = None
+        if state.failing_since is not None:
+            since = datetime.fromtimestamp(state.failing_since, tz=UTC).isoformat(timespec="seconds")
+            failing = f"resync failing since {since}: {state.last_error}"
+        if not state.warm:  # a list would have to ask LINSTOR, and lookups may miss more than they hit
+            return Condition(False, f"warming; {failing}" if failing else "warming")
+        if failing is None:
+            return Condition(True, "ok")
+        trusted = self._settings.cache_mode is CacheMode.TRUST
+        if trusted and state.failures >= TRUSTED_FAILED_RESYNCS:
+            return Condition(False, f"{failing} ({state.failures} in a row; trusted answers grow stale)")
+        return Condition(True, failing)
 
     @translates_linstor_errors("cache resync")
     async def resync(self) -> SyncResult | None:
@@ -129,13 +186,36 @@ class CacheService:
             await asyncio.sleep(interval)
 
     async def _sync(self, store: CacheStore, *, rebuild: bool) -> SyncResult:
+        state = self._resolver.state
         async with self._lock:
-            result = await full_sync(
-                store,
-                self._linstor,
-                keys=self._resolver.codec.keys,
-                decode=self._resolver.decode,
-                rebuild=rebuild,
-            )
-            self._resolver.counters.last_sync = result.finished_at
-            return result
+            state.rebuilding = rebuild
+            try:
+                result = await full_sync(
+                    store,
+                    self._linstor,
+                    keys=self._resolver.codec.keys,
+                    decode=self._resolver.decode,
+                    rebuild=rebuild,
+                )
+            except Exception as exc:
+                state.failed(_reason(exc), time.time())
+                raise
+            else:
+                self._resolver.counters.last_sync = result.finished_at
+                state.synced()
+                return result
+            finally:
+                state.rebuilding = False
+                self._first_sync.set()  # once the outcome is recorded: the waiters read it
+
+
+def _utc(at: float | None) -> datetime | None:
+    return datetime.fromtimestamp(at, tz=UTC) if at is not None else None
+
+
+def _reason(exc: Exception) -> str:
+    """One line saying why a sync failed (a database error's text can run to its whole statement)."""
+    if isinstance(exc, LinstorError):
+        return exc.message
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first[:200]}" if first else type(exc).__name__

@@ -15,6 +15,7 @@ from fastapi.routing import APIRoute
 from app import __version__
 from app.api import cache, errors, health, orphans, pools, resolve, snapshots, volumes
 from app.api.common import problem_json_only
+from app.api.idempotency import Idempotency
 from app.api.limits import BodyLimit
 from app.cache.store import CacheStore
 from app.cache_service import CacheService
@@ -93,6 +94,7 @@ def create_app(
         generate_unique_id_function=_operation_id,
     )
     errors.install(app)
+    app.add_middleware(Idempotency)  # added first, so inside the body limit: it reads bodies already bounded
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     for router in (
         volumes.router,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 
 import httpx
 
 from app.cache.store import CacheStore
-from app.cache_service import CacheService
+from app.cache_service import CacheService, Condition
 from app.linstor import LinstorClient, LinstorError
 from app.linstor.client import Timeouts
 from app.linstor.config import ConnectionConfig
@@ -33,33 +34,47 @@ class Services:
     cache: CacheStore | None
     repair: RepairService
 
-    async def readiness(self) -> dict[str, str]:
-        """One check per dependency: "ok" or the reason it is not, within the readiness deadline."""
+    async def readiness(self) -> Readiness:
+        """One check per dependency ("ok" or what is wrong) and whether they let the replica serve, within
+        the readiness deadline."""
         seconds = self.settings.readiness_deadline
         checks = {"linstor": self._linstor_ready(seconds)}
         if self.cache is not None:
-            checks["cache"] = _cache_ready(self.cache, seconds)
+            checks["cache"] = self._cache_ready(self.cache, seconds)
         # side by side: a hung dependency costs /readyz one deadline, not one per check
-        return dict(zip(checks, await asyncio.gather(*checks.values()), strict=True))
+        results = dict(zip(checks, await asyncio.gather(*checks.values()), strict=True))
+        return Readiness(
+            ready=all(r.ready for r in results.values()),
+            checks={name: r.detail for name, r in results.items()},
+        )
 
-    async def _linstor_ready(self, seconds: float) -> str:
+    async def _linstor_ready(self, seconds: float) -> Condition:
         try:
             with linstor_deadline(seconds):
                 await self.client.controller_version()
         except LinstorError as exc:
-            return f"unavailable: {exc.message}"
-        return "ok"
+            return Condition(False, f"unavailable: {exc.message}")
+        return Condition(True, "ok")
+
+    async def _cache_ready(self, cache: CacheStore, seconds: float) -> Condition:
+        deadline = time.monotonic() + seconds
+        try:
+            async with asyncio.timeout(seconds):
+                await cache.stats()
+        except TimeoutError:
+            return Condition(False, f"unavailable: no answer within {seconds:g}s")
+        except Exception as exc:  # any database error makes the replica not ready
+            return Condition(False, f"unavailable: {exc}")
+        # usable: then whether it is warm and its resyncs succeed, with what is left of the deadline
+        return await self.cache_service.condition(wait=max(0.0, deadline - time.monotonic()))
 
 
-async def _cache_ready(cache: CacheStore, seconds: float) -> str:
-    try:
-        async with asyncio.timeout(seconds):
-            await cache.stats()
-    except TimeoutError:
-        return f"unavailable: no answer within {seconds:g}s"
-    except Exception as exc:  # any database error makes the replica not ready
-        return f"unavailable: {exc}"
-    return "ok"
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    """Whether this replica may serve, and each dependency's check ("ok" or what is wrong with it)."""
+
+    ready: bool
+    checks: dict[str, str]
 
 
 def linstor_client(

@@ -98,6 +98,12 @@ class Settings(BaseSettings):
     repair_interval: float = Field(
         0.0, ge=0, description="Seconds between repair passes that apply (one at start-up); 0: none."
     )
+    idempotency_expiry: float = Field(
+        24 * 3600.0,
+        gt=0,
+        description="Seconds an Idempotency-Key's final answer is replayed, from when it was given; the key "
+        "is then forgotten (expired keys are purged as requests come).",
+    )
 
     @model_validator(mode="after")
     def _deadlines_fit(self) -> Self:

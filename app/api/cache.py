@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.api.common import ERRORS
-from app.api.deps import CacheDep
+from app.api.deps import IDEMPOTENT, CacheDep
 from app.api.schemas import CacheReport, RebuildReport
 from app.cache_service import CacheSummary
 
@@ -14,11 +14,11 @@ router = APIRouter(prefix="/v1/cache", tags=["cache"], responses=ERRORS)
 
 @router.get("")
 async def cache_report(cache: CacheDep) -> CacheReport:
-    """Size, last sync time and age, hit and miss counts of this replica."""
+    """Size, last sync time and age, hit and miss counts, warmth and failing syncs of this replica."""
     return _report(await cache.report())
 
 
-@router.post("/rebuild")
+@router.post("/rebuild", dependencies=[IDEMPOTENT])
 async def rebuild_cache(cache: CacheDep) -> RebuildReport:
     """Fill the cache again from LINSTOR alone; when LINSTOR fails, the cache is left as it was."""
     result = await cache.rebuild()
@@ -37,4 +37,9 @@ def _report(summary: CacheSummary) -> CacheReport:
         resync_interval_seconds=summary.resync_interval,
         hits=summary.hits,
         misses=summary.misses,
+        warm=summary.warm,
+        rebuilding=summary.rebuilding,
+        last_error=summary.last_error,
+        last_error_at=summary.last_error_at,
+        failing_since=summary.failing_since,
     )

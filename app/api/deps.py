@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Header, Query, Request
 
 from app.cache_service import CacheService
 from app.identity import VolumeKey, VolumeType
@@ -42,8 +42,26 @@ async def _volume_key(
     return make_key(pool, project, type, name)
 
 
+_IDEMPOTENCY_KEY = (
+    "Makes a retry safe (draft-ietf-httpapi-idempotency-key-header; README, Idempotency): a key unique to "
+    "the request (a UUID), quoted or bare, of 1 to 255 printable ASCII characters; needs the cache. A retry "
+    "with the same key and request is answered the first final answer again (`Idempotent-Replayed: true`); "
+    "409 `idempotency_key_in_flight` while the first runs, 422 `idempotency_key_reused` with another request."
+)
+
+
+async def _idempotency_key(
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", description=_IDEMPOTENCY_KEY)
+    ] = None,
+) -> None:
+    """Nothing: documents the header, which app/api/idempotency.py honours before any route runs."""
+
+
 ServicesDep = Annotated[Services, Depends(_services)]
 VolumesDep = Annotated[VolumeService, Depends(_volumes)]
 SnapshotsDep = Annotated[SnapshotService, Depends(_snapshots)]
 CacheDep = Annotated[CacheService, Depends(_cache)]
 VolumeKeyDep = Annotated[VolumeKey, Depends(_volume_key)]
+# every POST, PATCH and DELETE route: `dependencies=[IDEMPOTENT]`
+IDEMPOTENT = Depends(_idempotency_key)

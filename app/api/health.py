@@ -18,9 +18,9 @@ async def healthz() -> Health:
 
 @router.get("/readyz", responses={503: {"model": Health}})
 async def readyz(svc: ServicesDep, response: Response) -> Health:
-    """Readiness: LINSTOR answers and the cache (when configured) is usable; 503 with the reason otherwise."""
-    checks = await svc.readiness()
-    ok = all(v == "ok" for v in checks.values())
-    if not ok:
+    """Readiness: LINSTOR answers and the cache (when configured) is usable and warm; 503 with the reason
+    otherwise. A check may say what is wrong while the replica stays ready (a verify-mode resync failing)."""
+    readiness = await svc.readiness()
+    if not readiness.ready:
         response.status_code = 503
-    return Health(status="ok" if ok else "unavailable", checks=checks)
+    return Health(status="ok" if readiness.ready else "unavailable", checks=readiness.checks)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.common import ERRORS
-from app.api.deps import ServicesDep
+from app.api.deps import IDEMPOTENT, ServicesDep
 from app.identity import VolumeType
 from app.repair import Orphan, OrphanKind, Outcome, RepairAction, RepairReport
 
@@ -86,7 +86,7 @@ async def list_orphans(pool: str, services: ServicesDep) -> OrphanReport:
     return OrphanReport.of(await services.repair.report(pool))
 
 
-@router.post("/v1/pools/{pool}/orphans/repair")
+@router.post("/v1/pools/{pool}/orphans/repair", dependencies=[IDEMPOTENT])
 async def repair_orphans(
     pool: str, services: ServicesDep, body: Annotated[RepairRequest | None, Body()] = None
 ) -> OrphanReport:

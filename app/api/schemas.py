@@ -315,6 +315,17 @@ class CacheReport(BaseModel):
     resync_interval_seconds: float
     hits: int
     misses: int
+    warm: bool = Field(
+        False, description="A full sync of this replica succeeded; until then lists ask LINSTOR."
+    )
+    rebuilding: bool = Field(False, description="A rebuild runs; lists ask LINSTOR meanwhile.")
+    last_error: str | None = Field(
+        None, description="Why the latest full sync failed; null once one succeeds."
+    )
+    last_error_at: datetime | None = Field(None, description="When the latest full sync failed.")
+    failing_since: datetime | None = Field(
+        None, description="When the full syncs started failing (the first of the failures in a row)."
+    )
 
 
 class RebuildReport(BaseModel):

@@ -7,7 +7,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Response
 
 from app.api.common import ERRORS
-from app.api.deps import SnapshotsDep, VolumeKeyDep
+from app.api.deps import IDEMPOTENT, SnapshotsDep, VolumeKeyDep
 from app.api.schemas import (
     RestoreResult,
     SnapshotCreate,
@@ -22,7 +22,7 @@ router = APIRouter(
 )
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, dependencies=[IDEMPOTENT])
 async def create_snapshot(
     key: VolumeKeyDep, body: SnapshotCreate, snapshots: SnapshotsDep, response: Response
 ) -> SnapshotOut:
@@ -48,7 +48,7 @@ async def get_snapshot(key: VolumeKeyDep, snapshot: str, snapshots: SnapshotsDep
     return SnapshotOut.of(view)
 
 
-@router.patch("/{snapshot}")
+@router.patch("/{snapshot}", dependencies=[IDEMPOTENT])
 async def rename_snapshot(
     key: VolumeKeyDep, snapshot: str, body: SnapshotRename, snapshots: SnapshotsDep
 ) -> SnapshotOut:
@@ -57,14 +57,14 @@ async def rename_snapshot(
     return SnapshotOut.of(view)
 
 
-@router.delete("/{snapshot}", status_code=204)
+@router.delete("/{snapshot}", status_code=204, dependencies=[IDEMPOTENT])
 async def delete_snapshot(key: VolumeKeyDep, snapshot: str, snapshots: SnapshotsDep) -> Response:
     """Delete the LINSTOR snapshot, then its mapping."""
     await snapshots.delete(key, snapshot)
     return Response(status_code=204)
 
 
-@router.post("/{snapshot}/restore")
+@router.post("/{snapshot}/restore", dependencies=[IDEMPOTENT])
 async def restore_snapshot(
     key: VolumeKeyDep, snapshot: str, snapshots: SnapshotsDep, body: SnapshotRestore | None = None
 ) -> RestoreResult:

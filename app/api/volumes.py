@@ -8,7 +8,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Response
 
 from app.api.common import ERRORS, cache_headers
-from app.api.deps import VolumeKeyDep, VolumesDep
+from app.api.deps import IDEMPOTENT, VolumeKeyDep, VolumesDep
 from app.api.schemas import Volume, VolumeCreate, VolumeList, VolumeRename
 from app.identity import VolumeRecord, VolumeType
 from app.specs import CreateSpec, SourceSpec
@@ -23,7 +23,7 @@ def volume_path(record: VolumeRecord) -> str:
     return f"{base}?project={quote(k.project, safe='')}"
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, dependencies=[IDEMPOTENT])
 async def create_volume(pool: str, body: VolumeCreate, volumes: VolumesDep, response: Response) -> Volume:
     """Create a volume, or copy one (`source`) with a LINSTOR clone that carries the new identity."""
     source = body.source
@@ -66,13 +66,13 @@ async def get_volume(key: VolumeKeyDep, volumes: VolumesDep, response: Response)
     return Volume.of(record)
 
 
-@router.patch("/{type}/{name}")
+@router.patch("/{type}/{name}", dependencies=[IDEMPOTENT])
 async def rename_volume(key: VolumeKeyDep, body: VolumeRename, volumes: VolumesDep) -> Volume:
     """Rename: one property update of Aux/<ns>/name; the LINSTOR name never changes."""
     return Volume.of(await volumes.rename(key, body.name))
 
 
-@router.delete("/{type}/{name}", status_code=204)
+@router.delete("/{type}/{name}", status_code=204, dependencies=[IDEMPOTENT])
 async def delete_volume(key: VolumeKeyDep, volumes: VolumesDep) -> Response:
     """Delete a volume: its snapshots first, then its resource definition."""
     await volumes.delete(key)

@@ -6,13 +6,14 @@ snapshot columns), so a lookup is one round trip on every backend.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 
-from app.cache.tables import name_key, snapshots, sync_state, tombstones, volumes
+from app.cache.tables import idempotency_keys, name_key, snapshots, sync_state, tombstones, volumes
 from app.identity import ContentType, VolumeKey, VolumeRecord, VolumeType
 
 SYNC_STATE_ID = 1
@@ -171,11 +172,7 @@ def upsert(conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]],
     """INSERT … ON CONFLICT (key) DO UPDATE every other column, on SQLite or PostgreSQL."""
     if not rows:
         return
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    statement = insert(table)
+    statement = _insert_for(conn)(table)
     updates = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in key}
     conn.execute(statement.on_conflict_do_update(index_elements=list(key), set_=updates), list(rows))
 
@@ -215,3 +212,98 @@ def read_last_sync(conn: sa.Connection) -> float | None:
 def write_last_sync(conn: sa.Connection, at: float | None) -> None:
     """Set the last full sync's time."""
     upsert(conn, sync_state, [{"id": SYNC_STATE_ID, "last_full_sync": at}], ["id"])
+
+
+# ---- idempotency keys (app/api/idempotency.py) ----------------------------------------------------------
+
+
+class StoredAnswer(NamedTuple):
+    """The final answer to a key's first request: what a retry with the key is answered."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+class KeyClaim(NamedTuple):
+    """A key as a request found it: held by this request (`held`), or by an earlier one."""
+
+    held: bool
+    owner: str
+    fingerprint: str
+    answer: StoredAnswer | None  # None while the holder runs
+
+
+def take_over_expired_key(conn: sa.Connection, key: str, now: float) -> None:
+    """Delete the key's row if it has expired: a replay window that ended, or a holder that never answered."""
+    keys = idempotency_keys.c
+    conn.execute(idempotency_keys.delete().where(keys.key == key, keys.expires_at <= now))
+
+
+def insert_key(conn: sa.Connection, key: str, fingerprint: str, owner: str, now: float, lease: float) -> bool:
+    """Claim a free key for `owner` until `now + lease`; False when a row holds it already."""
+    row = {
+        "key": key,
+        "fingerprint": fingerprint,
+        "owner": owner,
+        "created_at": now,
+        "expires_at": now + lease,
+    }
+    # the key's primary key decides: of two concurrent inserts (any replicas) the second does nothing;
+    # RETURNING tells which, where psycopg's rowcount of this statement does not
+    insert = _insert_for(conn)(idempotency_keys).on_conflict_do_nothing(index_elements=["key"])
+    return conn.execute(insert.returning(idempotency_keys.c.key), row).first() is not None
+
+
+def read_key(conn: sa.Connection, key: str) -> KeyClaim | None:
+    """The key's row as a claim held by someone else, or None when there is none."""
+    keys = idempotency_keys.c
+    row = conn.execute(
+        sa.select(keys.owner, keys.fingerprint, keys.status, keys.headers, keys.body).where(keys.key == key)
+    ).one_or_none()
+    if row is None:
+        return None
+    answer = None
+    if row.status is not None:
+        headers = tuple((name, value) for name, value in json.loads(row.headers or "[]"))
+        answer = StoredAnswer(row.status, headers, bytes(row.body or b""))
+    return KeyClaim(held=False, owner=row.owner, fingerprint=row.fingerprint, answer=answer)
+
+
+def answer_key(conn: sa.Connection, key: str, owner: str, answer: StoredAnswer, until: float) -> bool:
+    """Store the holder's final answer, kept until `until`; False when `owner` no longer holds the key."""
+    keys = idempotency_keys.c
+    result = conn.execute(
+        idempotency_keys.update()
+        .where(keys.key == key, keys.owner == owner, keys.status.is_(None))
+        .values(
+            status=answer.status,
+            headers=json.dumps([list(header) for header in answer.headers]),
+            body=answer.body,
+            expires_at=until,
+        )
+    )
+    return result.rowcount == 1
+
+
+def release_key(conn: sa.Connection, key: str, owner: str) -> None:
+    """Free a key its holder answered without a final answer, so that a retry with it runs again."""
+    keys = idempotency_keys.c
+    conn.execute(idempotency_keys.delete().where(keys.key == key, keys.owner == owner, keys.status.is_(None)))
+
+
+def purge_keys(conn: sa.Connection, now: float, limit: int) -> int:
+    """Delete up to `limit` expired keys (a bounded transaction however many expired at once)."""
+    keys = idempotency_keys.c
+    expired = sa.select(keys.key).where(keys.expires_at <= now).limit(limit)
+    result = conn.execute(idempotency_keys.delete().where(keys.key.in_(expired)))
+    return int(result.rowcount)
+
+
+def _insert_for(conn: sa.Connection) -> Any:
+    """The INSERT construct with ON CONFLICT of the connection's dialect."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    return insert

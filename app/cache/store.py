@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import secrets
 import time
 from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +40,8 @@ WRITE_LOCK = 0x6C6E_6377  # "lncw"
 ANALYZE_THRESHOLD = 1000
 # An inline read waits at most this long for SQLite (only WAL recovery can make a reader wait).
 INLINE_BUSY_TIMEOUT_MS = 100
+# Expired Idempotency-Keys deleted by one purge at most: a purge is one short transaction.
+KEY_PURGE_BATCH = 1000
 
 _BY_RD_SQL = queries.sqlite_sql(queries.BY_RD)
 _BY_KEY_SQL = queries.sqlite_sql(queries.BY_KEY)
@@ -219,6 +222,41 @@ class CacheStore:
                 queries.write_last_sync(conn, at)
 
         await self._run(self._write, apply)
+
+    # ---- idempotency keys (app/api/idempotency.py) --------------------------------------------------------
+
+    async def claim_idempotency_key(self, key: str, fingerprint: str, *, lease: float) -> queries.KeyClaim:
+        """Hold `key` for `lease` seconds (held=True), or what holds it: a running request or its answer."""
+        owner = secrets.token_hex(16)
+
+        def claim(conn: sa.Connection, now: float) -> queries.KeyClaim:
+            queries.take_over_expired_key(conn, key, now)
+            if queries.insert_key(conn, key, fingerprint, owner, now, lease):
+                return queries.KeyClaim(held=True, owner=owner, fingerprint=fingerprint, answer=None)
+            found = queries.read_key(conn, key)
+            if found is None:  # unreachable: writers are serialized, nothing deleted it since the insert
+                raise RuntimeError(f"Idempotency-Key {key!r} vanished while it was claimed")
+            return found
+
+        # under the cache's write lock, as every write: no claim waits on another's row, and a key's rows
+        # are stamped by the one clock the replicas share
+        return await self._run(self._write, claim)
+
+    async def answer_idempotency_key(
+        self, key: str, owner: str, answer: queries.StoredAnswer, *, keep: float
+    ) -> bool:
+        """Store the final answer of the request holding `key`, replayed for `keep` seconds."""
+        return await self._run(
+            self._write, lambda conn, now: queries.answer_key(conn, key, owner, answer, now + keep)
+        )
+
+    async def release_idempotency_key(self, key: str, owner: str) -> None:
+        """Free `key` without an answer: a retry with it runs again."""
+        await self._run(self._write, lambda conn, _now: queries.release_key(conn, key, owner))
+
+    async def purge_idempotency_keys(self, limit: int = KEY_PURGE_BATCH) -> int:
+        """Delete up to `limit` expired keys; the number deleted."""
+        return await self._run(self._write, lambda conn, now: queries.purge_keys(conn, now, limit))
 
     # ---- plumbing ---------------------------------------------------------------------------------------
 

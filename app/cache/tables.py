@@ -68,8 +68,29 @@ class SyncState(SQLModel, table=True):
     last_full_sync: float | None = Field(default=None, sa_type=sa.Float())
 
 
+class IdempotencyKey(SQLModel, table=True):
+    """An Idempotency-Key: its first request's fingerprint, and that request's answer once it is final."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (sa.Index("ix_idempotency_keys_expires_at", "expires_at"),)
+
+    # the primary key is the claim: of two requests inserting one key (any replicas), the second fails
+    key: str = Field(primary_key=True, sa_type=sa.String())
+    fingerprint: str = Field(sa_type=sa.String())
+    # a random token of the request holding the key: a request that outlived its lease cannot overwrite
+    # or release the row of the request that took the key over
+    owner: str = Field(sa_type=sa.String())
+    created_at: float = Field(sa_type=sa.Float())
+    # while the first request runs: the end of its lease; once answered: the end of the replay window
+    expires_at: float = Field(sa_type=sa.Float())
+    status: int | None = Field(default=None, sa_type=sa.Integer())  # NULL while the first request runs
+    headers: str | None = Field(default=None, sa_type=sa.String())  # JSON [[name, value], ...]
+    body: bytes | None = Field(default=None, sa_type=sa.LargeBinary())
+
+
 volumes = Volume.__table__  # type: ignore[attr-defined]
 snapshots = Snapshot.__table__  # type: ignore[attr-defined]
 tombstones = Tombstone.__table__  # type: ignore[attr-defined]
 sync_state = SyncState.__table__  # type: ignore[attr-defined]
+idempotency_keys = IdempotencyKey.__table__  # type: ignore[attr-defined]
 metadata = SQLModel.metadata

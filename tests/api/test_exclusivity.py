@@ -53,3 +53,34 @@ async def test_a_timed_out_create_is_adopted_by_its_retry_not_doubled(
             assert (PENDING in props, props[OWN_NAME]) == (False, made)
             again = await api.post(f"/v1/pools/{POOL}/volumes", json=C1)
             assert_problem(again, 409, "volume_exists")  # a finished volume is never adopted
+
+
+async def test_a_timed_out_create_retried_with_its_key_ends_with_one_rd(
+    linstor: LinstorClient, emulator: Emulator, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The same with an Idempotency-Key (issue 10's proof, with a key): neither the 504 nor the 409 that
+    asks to wait is kept, so the retry after the claim's lifetime runs and adopts the RD; later retries
+    are replayed that 201 instead of being told 409 volume_exists."""
+    settings = service_settings(
+        tmp_path_factory.mktemp("slow-keyed"), linstor_write_timeout=0.3, claim_timeout=1.5
+    )
+    app = create_app(settings, linstor=ConnectionConfig(urls=(emulator.url,)))
+    emulator.state.add_fault(action="latency", method="POST", path=r"/spawn$", seconds=0.8, times=1)
+    key = {"Idempotency-Key": '"c1-create-2e8f4a"'}
+    with serve(app) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as api:
+            first = await api.post(f"/v1/pools/{POOL}/volumes", json=C1, headers=key)
+            assert_problem(first, 504, "linstor_timeout")
+            early = await api.post(f"/v1/pools/{POOL}/volumes", json=C1, headers=key)
+            assert_problem(early, 409, "operation_in_progress")
+            await asyncio.sleep(1.6)  # the spawn has completed; the first attempt's claim has expired
+            (made,) = await identity_rds(linstor)
+            retry = await api.post(f"/v1/pools/{POOL}/volumes", json=C1, headers=key)
+            assert retry.status_code == 201, retry.text
+            assert "idempotent-replayed" not in retry.headers  # it ran: the failures were not kept
+            assert retry.json()["linstor_name"] == made
+            again = await api.post(f"/v1/pools/{POOL}/volumes", json=C1, headers=key)
+            assert (again.status_code, again.headers["idempotent-replayed"]) == (201, "true")
+            assert again.json() == retry.json()
+            assert await identity_rds(linstor) == [made]
+            assert PENDING not in (await linstor.get_resource_definition(made)).props

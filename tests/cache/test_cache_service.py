@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 import pytest
@@ -12,14 +13,14 @@ import sqlalchemy as sa
 
 from app.cache.store import CacheStats, CacheStore
 from app.cache.tables import tombstones, volumes
-from app.cache_service import CacheService, CacheSummary
+from app.cache_service import TRUSTED_FAILED_RESYNCS, CacheService, CacheSummary, Condition
 from app.errors import Conflict, UpstreamError
 from app.identity import ContentType, VolumeKey, VolumeRecord, VolumeType
 from app.linstor import LinstorError
 from app.linstor.errors import LinstorTimeout, LinstorUnavailable
 from app.linstor.models import ResourceDefinition, VolumeDefinition
 from app.naming import AuxCodec
-from app.resolver import CacheCounters, sizes_of
+from app.resolver import CacheCounters, CacheState, sizes_of
 from app.settings import CacheMode, Settings
 
 # a namespace other than Incus: the listing's props filter must come from the codec, not a literal
@@ -48,11 +49,12 @@ def record(name: str, volume: str) -> VolumeRecord:
 
 
 class Decoder:
-    """The resolver's part in a sync: the real codec, and counters."""
+    """The resolver's part in a sync: the real codec, counters and the state of the syncs."""
 
     def __init__(self) -> None:
         self.codec = CODEC
         self.counters = CacheCounters()
+        self.state = CacheState()
 
     def decode(self, definition: ResourceDefinition) -> VolumeRecord | None:
         """As Resolver.decode does."""
@@ -272,3 +274,146 @@ async def test_keep_synced_retries_after_linstor_failed(
     assert [r.getMessage() for r in failed] == [
         "cache resync failed: cache resync: LINSTOR is unavailable; retrying in 0.01s"
     ]
+
+
+# ---- what the service knows of its syncs: warm, rebuilding, failing -------------------------------------
+
+
+async def test_a_first_sync_makes_the_cache_warm_and_a_rebuild_says_it_runs(
+    service: CacheService, linstor: FakeLinstor, decoder: Decoder
+) -> None:
+    seen: list[bool] = []
+
+    async def look() -> None:
+        seen.append(decoder.state.rebuilding)
+
+    linstor.while_listing = look
+    assert (decoder.state.warm, decoder.state.complete) == (False, False)
+    await service.resync()
+    assert (decoder.state.warm, decoder.state.complete) == (True, True)
+    await service.rebuild()
+    assert seen == [False, True]  # the rebuild's listing ran while lists were told to ask LINSTOR
+    assert (decoder.state.rebuilding, decoder.state.complete) == (False, True)
+    report = await service.report()
+    assert (report.warm, report.rebuilding, report.last_error, report.failing_since) == (
+        True,
+        False,
+        None,
+        None,
+    )
+
+
+async def test_failing_syncs_are_recorded_until_one_succeeds(
+    service: CacheService, linstor: FakeLinstor, decoder: Decoder
+) -> None:
+    linstor.failure, linstor.failures = LinstorUnavailable("connection refused"), 2
+    state = decoder.state
+    first: float | None = None
+    for attempt in (1, 2):
+        with pytest.raises(UpstreamError):
+            await (service.rebuild() if attempt == 2 else service.resync())
+        assert (state.failures, state.last_error, state.warm, state.rebuilding) == (
+            attempt,
+            "connection refused",
+            False,
+            False,
+        )
+        first = first or state.last_error_at
+        assert state.failing_since == first  # since the first of the failures in a row
+    assert state.failing_since is not None
+    assert state.last_error_at is not None
+    report = await service.report()
+    assert report.last_error == "connection refused"
+    assert report.failing_since == datetime.fromtimestamp(state.failing_since, tz=UTC)
+    assert report.last_error_at == datetime.fromtimestamp(state.last_error_at, tz=UTC)
+    assert report.warm is False
+    await service.resync()
+    assert asdict(state) == {
+        "warm": True,
+        "rebuilding": False,
+        "last_error": None,
+        "last_error_at": None,
+        "failing_since": None,
+        "failures": 0,
+    }
+
+
+async def test_a_database_failure_is_said_in_one_line(
+    service: CacheService, store: CacheStore, decoder: Decoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*_args: object, **_kwargs: object) -> None:
+        raise OSError("disk full\nSQL: INSERT INTO volumes ...")
+
+    monkeypatch.setattr(store, "replace_all", broken)
+    with pytest.raises(OSError, match="disk full"):
+        await service.resync()
+    assert decoder.state.last_error == "OSError: disk full"
+
+
+def failing_since(decoder: Decoder) -> str:
+    """How readiness words the start of the failures."""
+    assert decoder.state.failing_since is not None
+    return datetime.fromtimestamp(decoder.state.failing_since, tz=UTC).isoformat(timespec="seconds")
+
+
+async def test_the_cache_is_warming_until_a_first_sync_succeeds(
+    service: CacheService, linstor: FakeLinstor, decoder: Decoder
+) -> None:
+    assert await service.condition(wait=0.01) == Condition(False, "warming")
+    linstor.failure, linstor.failures = LinstorUnavailable("connection refused"), 1
+    with pytest.raises(UpstreamError):
+        await service.resync()
+    assert await service.condition(wait=10) == Condition(  # no first sync runs: nothing to wait for
+        False, f"warming; resync failing since {failing_since(decoder)}: connection refused"
+    )
+    await service.resync()
+    assert await service.condition(wait=0) == Condition(True, "ok")
+
+
+async def test_readiness_waits_for_a_first_sync_under_way(
+    service: CacheService, linstor: FakeLinstor
+) -> None:
+    """A probe at start-up waits, within its deadline, for the first sync rather than say warming."""
+
+    async def slowly() -> None:
+        await asyncio.sleep(0.05)
+
+    async def first_sync() -> None:
+        await service.resync()
+
+    linstor.while_listing = slowly
+    first = asyncio.create_task(first_sync())
+    try:
+        await asyncio.sleep(0)
+        condition = await service.condition(wait=5)
+    finally:
+        await first
+    assert condition == Condition(True, "ok")
+
+
+@pytest.mark.parametrize("mode", ["verify", "trust"])
+async def test_failing_resyncs_are_said_and_make_a_trusted_replica_not_ready(
+    store: CacheStore, linstor: FakeLinstor, decoder: Decoder, mode: str
+) -> None:
+    """Verify mode answers from LINSTOR and stays ready; trust mode serves ever staler answers: after
+    TRUSTED_FAILED_RESYNCS failures in a row it is not ready."""
+    service = CacheService(store, linstor, decoder, settings(cache_mode=mode))
+    await service.resync()
+    linstor.failure = LinstorUnavailable("connection refused")
+    for failures in range(1, TRUSTED_FAILED_RESYNCS + 2):
+        with pytest.raises(UpstreamError):
+            await service.resync()
+        failing = f"resync failing since {failing_since(decoder)}: connection refused"
+        if mode == "trust" and failures >= TRUSTED_FAILED_RESYNCS:
+            expected = Condition(False, f"{failing} ({failures} in a row; trusted answers grow stale)")
+        else:
+            expected = Condition(True, failing)
+        assert await service.condition(wait=0) == expected
+    linstor.failure = None
+    await service.resync()
+    assert await service.condition(wait=0) == Condition(True, "ok")
+
+
+async def test_without_a_cache_nothing_is_warming(linstor: FakeLinstor, decoder: Decoder) -> None:
+    service = CacheService(None, linstor, decoder, settings())
+    assert await service.condition(wait=1) == Condition(True, "ok")

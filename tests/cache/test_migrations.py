@@ -11,7 +11,8 @@ from app.cache import migrate
 from app.cache.engine import create_cache_engine
 from app.cache.tables import metadata
 
-TABLES = {"volumes", "snapshots", "tombstones", "sync_state"}
+TABLES = {"volumes", "snapshots", "tombstones", "sync_state", "idempotency_keys"}
+TABLES_0001 = TABLES - {"idempotency_keys"}
 
 
 def _tables(url: str) -> set[str]:
@@ -43,6 +44,13 @@ def _fill(url: str) -> None:
             conn.execute(sa.text("INSERT INTO snapshots VALUES ('RD1', 's1', 'snap1', 'SNAP1')"))
             conn.execute(sa.text("INSERT INTO tombstones VALUES ('RD2', 2.0)"))
             conn.execute(sa.text("INSERT INTO sync_state VALUES (1, 3.0)"))
+            if "idempotency_keys" in sa.inspect(conn).get_table_names():
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO idempotency_keys VALUES ('k1', 'f', 'o', 4.0, 5.0, 201, '[]', :body)"
+                    ),
+                    {"body": b"{}"},
+                )
     finally:
         engine.dispose()
 
@@ -68,10 +76,17 @@ def test_downgrade_and_upgrade_with_data(url: str) -> None:
     migrate.upgrade(url)
     _fill(url)
     migrate.downgrade(url, "-1")
+    assert _revision(url) == "0001"
+    assert _tables(url) == TABLES_0001
+    migrate.downgrade(url, "-1")
     assert _revision(url) is None
     assert _tables(url) == set()
-    migrate.upgrade(url)
+    migrate.upgrade(url, "0001")
+    _fill(url)  # an 0001 database with rows ...
+    migrate.upgrade(url)  # ... is upgraded in place
     assert _tables(url) == TABLES
+    migrate.downgrade(url, "base")
+    migrate.upgrade(url)
     _fill(url)  # the schema accepts the same rows again
 
 
@@ -89,7 +104,7 @@ def test_head_matches_the_table_models(url: str) -> None:
 
 def test_migrations_dir_is_found_from_the_package() -> None:
     assert (migrate.migrations_dir() / "versions").is_dir()
-    assert migrate.head_revision() == "0001"
+    assert migrate.head_revision() == "0002"
 
 
 @pytest.mark.parametrize("bad", ["none", "sqlite://", "sqlite:///:memory:", "mysql://h/db"])
