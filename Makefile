@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: venv run test lint typecheck pytest openapi bench clean
+.PHONY: venv run test lint typecheck pytest openapi bench clean mutate soak
 
 $(BIN)/linstor-names: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,25 @@ typecheck: venv
 
 pytest: venv
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+## Mutation testing (mutmut) of the domain and the cache: a table per module, MUTATE_BUDGET seconds each at most;
+## MUTATE_ONLY="app/volumes.py app/cache/" runs only those. Not part of `test`: see "Mutation testing" in the README.
+MUTATE_BUDGET ?= 1200
+MUTATE_ONLY ?=
+
+$(BIN)/mutmut: $(BIN)/linstor-names
+	$(BIN)/pip install --quiet -e '.[test,emulator,mutate]'
+	@touch $@
+
+mutate: $(BIN)/mutmut
+	rm -rf mutants
+	nice -n 10 $(BIN)/python scripts/mutate.py run --budget $(MUTATE_BUDGET) $(if $(MUTATE_ONLY),--only $(MUTATE_ONLY)) \
+		--survivors mutants/survivors.md
+
+## Soak: 32 clients, mixed operations, injected LINSTOR faults, then lost/duplicated/orphaned (all must be 0).
+SOAK_SECONDS ?= 120
+soak: venv
+	$(BIN)/python -m tests.benchmarks.soak --clients 32 --duration $(SOAK_SECONDS)
 
 ## Regenerate the committed OpenAPI document.
 openapi: venv

@@ -73,6 +73,15 @@ class CacheSummary:
     failing_since: datetime | None = None
 
 
+@dataclass(slots=True)
+class SyncStats:
+    """The full syncs of this process, for /metrics: how many, their time in all, how many failed."""
+
+    count: int = 0
+    seconds: float = 0.0
+    failures: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class Condition:
     """Whether a dependency (here the cache) lets this replica serve, and what to tell an operator ("ok")."""
@@ -99,6 +108,7 @@ class CacheService:
         self._lock = asyncio.Lock()
         # set once the first sync has ended, whichever way: readiness waits for it at start-up
         self._first_sync = asyncio.Event()
+        self.syncs = SyncStats()
 
     async def report(self) -> CacheSummary:
         """Size, last sync time and age, hit and miss counts of this replica."""
@@ -189,6 +199,7 @@ class CacheService:
         state = self._resolver.state
         async with self._lock:
             state.rebuilding = rebuild
+            started = time.perf_counter()
             try:
                 result = await full_sync(
                     store,
@@ -199,12 +210,15 @@ class CacheService:
                 )
             except Exception as exc:
                 state.failed(_reason(exc), time.time())
+                self.syncs.failures += 1
                 raise
             else:
                 self._resolver.counters.last_sync = result.finished_at
                 state.synced()
                 return result
             finally:
+                self.syncs.count += 1
+                self.syncs.seconds += time.perf_counter() - started
                 state.rebuilding = False
                 self._first_sync.set()  # once the outcome is recorded: the waiters read it
 

@@ -1,4 +1,4 @@
-"""linstor-names serve | emulator | dev | cache migrate|rebuild | repair | openapi | record | replay."""
+"""linstor-names serve | emulator | dev | cache | repair | openapi | token | record | replay."""
 
 from __future__ import annotations
 
@@ -29,11 +29,43 @@ def _settings(env_file: str | None) -> Settings:
         sys.exit("linstor-names: invalid settings (LINSTOR_NAMES_*):\n" + "\n".join(lines))
 
 
+def _check_bind(settings: Settings, host: str) -> None:
+    """Exit with one line when `host` would serve without tokens off loopback; say so when tokens are off."""
+    from app.auth_tokens import configured_tokens, is_loopback, unauthenticated_bind_refusal
+
+    try:
+        tokens = configured_tokens(settings)
+    except (OSError, ValueError) as exc:
+        sys.exit(
+            f"linstor-names: cannot use the tokens (LINSTOR_NAMES_TOKENS, LINSTOR_NAMES_TOKENS_FILE): {exc}"
+        )
+    refusal = unauthenticated_bind_refusal(
+        host, has_tokens=bool(tokens), allow_unauthenticated=settings.allow_unauthenticated
+    )
+    if refusal:
+        sys.exit(refusal)
+    if not tokens:
+        where = "loopback only" if is_loopback(host) else f"{host} (LINSTOR_NAMES_ALLOW_UNAUTHENTICATED)"
+        print(f"linstor-names: no tokens configured, authentication is off: serving {where}", file=sys.stderr)
+
+
+def _logging(args: argparse.Namespace, settings: Settings, default: str) -> None:
+    """Log in --log-format, else LINSTOR_NAMES_LOG_FORMAT, else `default`; uvicorn's lines included."""
+    from app.logs import LogFormat, configure
+
+    configure(LogFormat(args.log_format or settings.log_format or default), args.log_level)
+
+
 def _serve(args: argparse.Namespace) -> None:
     from app.main import create_app
 
-    app = create_app(_settings(args.env_file))
-    uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level=args.log_level)
+    settings = _settings(args.env_file)
+    _check_bind(settings, args.host)
+    app = create_app(settings)
+    _logging(args, settings, "json")
+    uvicorn.run(
+        app, host=args.host, port=args.port, access_log=False, log_level=args.log_level, log_config=None
+    )
 
 
 def _emulator(args: argparse.Namespace) -> None:
@@ -51,6 +83,8 @@ def _emulator(args: argparse.Namespace) -> None:
         layout=args.layout,
         satellites=satellites,
         drbd=args.drbd,
+        controls=args.controls,
+        state_dir=args.state_dir,
     )
 
 
@@ -61,8 +95,11 @@ def _dev(args: argparse.Namespace) -> None:
     from app.main import create_app
 
     settings = _settings(args.env_file)
-    emulator = create_emulator_app(state=EmulatorState())
+    _check_bind(settings, args.host)
+    # the soak and benchmark scripts inject faults through `dev`; the emulator listens on loopback only
+    emulator = create_emulator_app(state=EmulatorState(), controls=True)
     service = create_app(settings, linstor=ConnectionConfig(urls=(f"http://127.0.0.1:{args.emulator_port}",)))
+    _logging(args, settings, "text")  # a person reads dev's lines on a terminal
     servers = [
         uvicorn.Server(
             uvicorn.Config(
@@ -71,11 +108,17 @@ def _dev(args: argparse.Namespace) -> None:
                 port=args.emulator_port,
                 access_log=False,
                 log_level=args.log_level,
+                log_config=None,
             )
         ),
         uvicorn.Server(
             uvicorn.Config(
-                service, host=args.host, port=args.port, access_log=False, log_level=args.log_level
+                service,
+                host=args.host,
+                port=args.port,
+                access_log=False,
+                log_level=args.log_level,
+                log_config=None,
             )
         ),
     ]
@@ -180,6 +223,23 @@ def _openapi(args: argparse.Namespace) -> None:
     print(json.dumps(create_app(Settings(cache_url="none")).openapi(), indent=2, sort_keys=False))
 
 
+def _token_create(args: argparse.Namespace) -> None:
+    from app.auth_tokens import Scope, create_token
+
+    try:
+        token, hashed = create_token(args.name, [Scope.parse(s) for s in args.scopes.split(",") if s.strip()])
+    except ValueError as exc:
+        sys.exit(f"linstor-names token create: {exc}")
+    # the token on stdout alone, so that a script can capture it; the line for the tokens file after it
+    print(token)
+    print(hashed.line())
+    print(
+        "linstor-names: the first line is the token, shown once; add the second line to the tokens file "
+        "(LINSTOR_NAMES_TOKENS_FILE)",
+        file=sys.stderr,
+    )
+
+
 def _record(args: argparse.Namespace) -> None:
     from app.transcripts.recorder import Recorder, Upstream
 
@@ -236,6 +296,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
+    parser.add_argument(
+        "--log-format",
+        choices=["json", "text"],
+        help="serve and dev: log lines as JSON objects or text (default: json for serve, text for dev)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the service (LINSTOR from LS_CONTROLLERS)")
@@ -265,6 +330,12 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="whether the satellites have DRBD and LVM (default: yes for the default layout, no for bare)",
     )
+    emu.add_argument(
+        "--controls",
+        action="store_true",
+        help="enable the unauthenticated /_emulator control routes (faults, reset, save/load, ...)",
+    )
+    emu.add_argument("--state-dir", help="the directory /_emulator/save and /_emulator/load may use")
     emu.set_defaults(func=_emulator)
 
     dev = sub.add_parser("dev", help="the emulator and the service in one process (make run)")
@@ -283,6 +354,13 @@ def main(argv: list[str] | None = None) -> None:
     repair.set_defaults(func=_repair)
 
     sub.add_parser("openapi", help="print the OpenAPI document").set_defaults(func=_openapi)
+
+    token = sub.add_parser("token", help="manage API tokens")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    create = token_sub.add_parser("create", help="print a new token once, and its line for the tokens file")
+    create.add_argument("name", help="who uses it: audit lines name the token")
+    create.add_argument("--scopes", default="read", help="comma-separated: read, write, admin (default read)")
+    create.set_defaults(func=_token_create)
 
     record = sub.add_parser("record", help="a proxy to a LINSTOR controller that records every exchange")
     record.add_argument("--upstream", required=True, help="the controller's base URL, http(s)://host:port")

@@ -13,10 +13,13 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from app import __version__
-from app.api import cache, errors, health, orphans, pools, resolve, snapshots, volumes
+from app.api import cache, docs, errors, health, orphans, pools, resolve, snapshots, volumes
+from app.api.auth import Authenticate, document_security
 from app.api.common import problem_json_only
 from app.api.idempotency import Idempotency
 from app.api.limits import BodyLimit
+from app.api.observe import install as install_observability
+from app.auth_tokens import configured_tokens
 from app.cache.store import CacheStore
 from app.cache_service import CacheService
 from app.linstor.config import ConnectionConfig
@@ -45,7 +48,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = linstor_client(settings, connection, transport=transport)
+        client = linstor_client(settings, connection, transport=transport, observer=metrics)
         cache: CacheStore | None = None
         if settings.cache_enabled:
             cache = CacheStore.open(settings.cache_url)
@@ -92,10 +95,16 @@ def create_app(
         ),
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        docs_url=None,  # Swagger UI and ReDoc come from app/api/docs.py, with local assets
+        redoc_url=None,
     )
     errors.install(app)
     app.add_middleware(Idempotency)  # added first, so inside the body limit: it reads bodies already bounded
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    # outermost: a request without a valid token reaches neither the body limit nor the idempotency store
+    app.add_middleware(Authenticate, tokens=configured_tokens(settings))
+    # added last, so outermost: it times, counts and logs every answer, the 401s and 413s too
+    metrics = install_observability(app)
     for router in (
         volumes.router,
         snapshots.router,
@@ -106,5 +115,7 @@ def create_app(
         orphans.router,
     ):
         app.include_router(router)
+    docs.install(app)
     problem_json_only(app)
+    document_security(app)
     return app

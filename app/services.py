@@ -13,7 +13,7 @@ from app.cache_service import CacheService, Condition
 from app.linstor import LinstorClient, LinstorError
 from app.linstor.client import Timeouts
 from app.linstor.config import ConnectionConfig
-from app.linstor.transport import Deadlines, linstor_deadline
+from app.linstor.transport import CallObserver, Deadlines, linstor_deadline
 from app.repair import RepairService
 from app.resolver import Resolver
 from app.settings import Settings
@@ -78,9 +78,14 @@ class Readiness:
 
 
 def linstor_client(
-    settings: Settings, connection: ConnectionConfig, *, transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings,
+    connection: ConnectionConfig,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    observer: CallObserver | None = None,
 ) -> LinstorClient:
-    """The LINSTOR client with the timeouts, deadlines, retries and connection cap of `settings`."""
+    """The LINSTOR client with the timeouts, deadlines, retries and connection cap of `settings`; `observer`
+    is told of every call (the app's metrics)."""
     return LinstorClient(
         connection,
         timeouts=Timeouts(
@@ -92,4 +97,5 @@ def linstor_client(
         retries=settings.linstor_retries,
         max_connections=settings.linstor_max_connections,
         transport=transport,
+        observer=observer,
     )

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Self
 
 from pydantic import AfterValidator, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.logs import LogFormat
 
 # LINSTOR names are at most 48 characters, start with a letter or '_' and go on with [A-Za-z0-9_-];
 # the random part is 32 hex characters, so a prefix has at most 16 (incus-linstor-driver.md §1.3).
@@ -103,6 +106,19 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds an Idempotency-Key's final answer is replayed, from when it was given; the key "
         "is then forgotten (expired keys are purged as requests come).",
+    )
+    tokens: str | None = Field(
+        None,
+        description="API token lines `name:scopes:hash` (linstor-names token create), separated by newlines "
+        "or ';'. With no token here nor in tokens_file, authentication is off (serve: loopback only).",
+    )
+    tokens_file: Path | None = Field(None, description="A file of API token lines, one a line (# comments).")
+    allow_unauthenticated: bool = Field(
+        False,
+        description="Let serve listen on a non-loopback address without tokens (anyone may change all).",
+    )
+    log_format: LogFormat | None = Field(
+        None, description="Log lines as `json` or `text` (default: json for serve, text for dev)."
     )
 
     @model_validator(mode="after")

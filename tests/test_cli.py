@@ -169,3 +169,91 @@ def test_emulator_command_builds_a_bare_cluster_with_named_satellites() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_token_create_prints_a_token_and_a_line_that_parses_back(capsys: pytest.CaptureFixture[str]) -> None:
+    from app.auth_tokens import Scope, parse_lines, verify
+
+    main(["token", "create", "ci", "--scopes", "read,write"])
+    token, line = capsys.readouterr().out.splitlines()
+    assert token not in line
+    (parsed,) = parse_lines(line)
+    assert parsed.name == "ci"
+    assert parsed.scopes == {Scope.READ, Scope.WRITE}
+    assert verify([parsed], token) == parsed
+
+
+def test_token_create_refuses_an_unknown_scope() -> None:
+    with pytest.raises(SystemExit, match="unknown scope 'root'"):
+        main(["token", "create", "ci", "--scopes", "read,root"])
+
+
+@pytest.mark.parametrize(
+    ("host", "tokens", "allowed", "refused"),
+    [
+        ("127.0.0.1", False, False, False),
+        ("::1", False, False, False),
+        ("localhost", False, False, False),
+        ("0.0.0.0", False, False, True),
+        ("::", False, False, True),
+        ("192.0.2.7", False, False, True),
+        ("names.example", False, False, True),
+        ("0.0.0.0", True, False, False),
+        ("0.0.0.0", False, True, False),
+    ],
+)
+def test_who_may_listen_without_tokens(host: str, tokens: bool, allowed: bool, refused: bool) -> None:
+    from app.auth_tokens import unauthenticated_bind_refusal
+
+    refusal = unauthenticated_bind_refusal(host, has_tokens=tokens, allow_unauthenticated=allowed)
+    assert (refusal is not None) == refused
+
+
+def test_serve_off_loopback_without_tokens_exits(monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[str] = []
+    monkeypatch.setattr("app.cli.uvicorn.run", lambda app, host, **kw: ran.append(host))
+    monkeypatch.delenv("LINSTOR_NAMES_TOKENS", raising=False)
+    monkeypatch.delenv("LINSTOR_NAMES_TOKENS_FILE", raising=False)
+    monkeypatch.setenv("LINSTOR_NAMES_CACHE_URL", "none")
+    with pytest.raises(SystemExit, match=r"refusing to listen on 0\.0\.0\.0 without tokens"):
+        main(["serve", "--host", "0.0.0.0"])
+    assert ran == []
+    monkeypatch.setenv("LINSTOR_NAMES_ALLOW_UNAUTHENTICATED", "true")
+    main(["serve", "--host", "0.0.0.0"])
+    assert ran == ["0.0.0.0"]
+
+
+def test_serve_says_when_authentication_is_off(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("app.cli.uvicorn.run", lambda app, **kw: None)
+    monkeypatch.delenv("LINSTOR_NAMES_TOKENS", raising=False)
+    monkeypatch.delenv("LINSTOR_NAMES_TOKENS_FILE", raising=False)
+    monkeypatch.setenv("LINSTOR_NAMES_CACHE_URL", "none")
+    main(["serve"])
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["linstor-names: no tokens configured, authentication is off: serving loopback only"]
+
+
+def test_serve_with_a_bad_tokens_file_exits_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "tokens").write_text("ops:read\n")
+    monkeypatch.setenv("LINSTOR_NAMES_TOKENS_FILE", str(tmp_path / "tokens"))
+    with pytest.raises(SystemExit, match=r"cannot use the tokens.*name:scopes:hash"):
+        main(["serve", "--host", "0.0.0.0"])
+
+
+def test_dev_turns_the_emulator_controls_on(tmp_path: Path) -> None:
+    """The soak and benchmark scripts inject faults through `linstor-names dev`."""
+    port, emulator_port = free_port(), free_port()
+    env = {**os.environ, "LINSTOR_NAMES_CACHE_URL": f"sqlite:///{tmp_path / 'cache.db'}"}
+    env.pop("LINSTOR_NAMES_TOKENS", None)
+    cmd = [EXE, "--log-level", "warning", "dev", "--port", str(port), "--emulator-port", str(emulator_port)]
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        url = _wait_healthy(emulator_port)
+        assert httpx.get(f"{url}/_emulator/faults").status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

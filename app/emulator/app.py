@@ -6,6 +6,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -28,7 +29,7 @@ from app.emulator import snap_ops as snap
 from app.emulator import vd_ops as vd
 from app.emulator import view_ops as view
 from app.emulator.common import Reply
-from app.emulator.control import control
+from app.emulator.control import Controls, control
 from app.emulator.faults import EmulatorMiddleware, ExchangeRecord
 from app.emulator.store import EmulatorState
 
@@ -288,13 +289,14 @@ def _parse(route: RouteDef, raw: bytes) -> tuple[Any, str | None]:
     return body, schemas.schema_problem(body, route.schema)
 
 
-def create_dispatch(state: EmulatorState) -> Callable[[Request], Any]:
-    """The single Starlette endpoint that routes every path like the controller's Grizzly/Jersey stack."""
+def create_dispatch(state: EmulatorState, controls: Controls | None = None) -> Callable[[Request], Any]:
+    """The single Starlette endpoint that routes every path like the controller's Grizzly/Jersey stack;
+    /_emulator answers only when `controls` are given (otherwise it is an unknown path, as upstream)."""
 
     async def dispatch(request: Request) -> Response:
         path = request.url.path
-        if path.startswith("/_emulator"):
-            status, payload = await control(state, request)
+        if controls is not None and path.startswith("/_emulator"):
+            status, payload = await control(state, request, controls)
             return _json(status, payload)
         if path == "/health":
             return Response(b"", status_code=200, media_type="application/json")
@@ -356,12 +358,18 @@ async def _wait_disconnect(request: Request) -> None:
 
 
 def create_emulator_app(
-    *, state: EmulatorState | None = None, observer: Callable[[ExchangeRecord], None] | None = None
+    *,
+    state: EmulatorState | None = None,
+    observer: Callable[[ExchangeRecord], None] | None = None,
+    controls: bool = False,
+    state_dir: str | Path | None = None,
 ) -> Starlette:
-    """The emulator as a Starlette ASGI app; `observer` sees every /v1 exchange (not /_emulator)."""
+    """The emulator as a Starlette ASGI app; `observer` sees every /v1 exchange (not /_emulator).
+    `controls` enables the unauthenticated /_emulator routes; their save/load stay inside `state_dir`."""
     state = state if state is not None else EmulatorState()
     methods = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
-    app = EmulatorApp(routes=[Route("/{path:path}", create_dispatch(state), methods=methods)])
+    dispatch = create_dispatch(state, Controls(state_dir) if controls else None)
+    app = EmulatorApp(routes=[Route("/{path:path}", dispatch, methods=methods)])
     app.emulator_state = state
     app.observer = observer
     app.state.emulator = state

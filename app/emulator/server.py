@@ -81,13 +81,16 @@ def run_emulator(
     layout: str = "default",
     satellites: Iterable[str] | Mapping[str, str] | None = None,
     drbd: bool | None = None,
+    controls: bool = False,
+    state_dir: str | None = None,
 ) -> None:
     """Serve the emulator until interrupted; load `state_file` at start if it exists, save it at shutdown.
-    `layout`, `satellites` and `drbd` are EmulatorState's options (None: its defaults)."""
+    `layout`, `satellites` and `drbd` are EmulatorState's options (None: its defaults); `controls` and
+    `state_dir` are create_emulator_app's."""
     state = EmulatorState(layout=layout, satellites=satellites, drbd=drbd)
     if state_file and Path(state_file).exists():
         state.load(state_file)
-    app: ASGIApp = create_emulator_app(state=state)
+    app: ASGIApp = create_emulator_app(state=state, controls=controls, state_dir=state_dir)
     if state_file:
         app = _save_at_shutdown(app, state, state_file)
     config = uvicorn.Config(app, host=host, port=port, access_log=False, log_level="info")

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from typing import Any, Self, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 import httpx
 import orjson
@@ -28,6 +28,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from app.linstor.config import ConnectionConfig
 from app.linstor.errors import (
+    LinstorError,
     LinstorOperationalError,
     LinstorProtocolError,
     LinstorServerError,
@@ -127,6 +128,46 @@ def linstor_deadline(seconds: float) -> Iterator[None]:
         _operation.reset(token)
 
 
+# LINSTOR's fixed path words; any other segment is a name. After a collection of NAMED, a segment is a name
+# whatever it reads (an RD may be called "snapshots"), and becomes its placeholder.
+NAMED = {
+    "resource-groups": "{rg}",
+    "resource-definitions": "{rd}",
+    "snapshots": "{snapshot}",
+    "clone": "{clone}",
+    "snapshot-rollback": "{snapshot}",
+    "snapshot-restore-volume-definition": "{snapshot}",
+    "snapshot-restore-resource": "{snapshot}",
+    "volume-definitions": "{volume}",
+    "resources": "{node}",
+    "nodes": "{node}",
+    "storage-pools": "{pool}",
+}
+WORDS = frozenset(NAMED) | {"v1", "controller", "version", "view", "spawn", "autoplace"}
+
+
+def endpoint_template(path: str) -> str:
+    """`path` with its names replaced by placeholders: /v1/resource-definitions/{rd}/snapshots/{snapshot}."""
+    out: list[str] = []
+    for segment in path.split("/"):
+        previous = out[-1] if out else ""
+        if previous in NAMED and segment:
+            out.append(NAMED[previous])
+        elif segment and segment not in WORDS:
+            out.append("{name}")  # unknown words too: a metric label must never carry a name
+        else:
+            out.append(segment)
+    return "/".join(out)
+
+
+class CallObserver(Protocol):
+    """Told of each LINSTOR call when it ends, retries included; app/metrics.py counts them."""
+
+    def linstor_call(self, method: str, endpoint: str, seconds: float, error: LinstorError | None) -> None:
+        """One call of `method` on the `endpoint` template took `seconds`; `error` when it failed."""
+        ...
+
+
 class LinstorSession:
     """Sends LINSTOR API calls and decodes their answers (the base of LinstorClient)."""
 
@@ -140,8 +181,10 @@ class LinstorSession:
         backoff: float = 0.1,
         max_connections: int = 32,
         transport: httpx.AsyncBaseTransport | None = None,
+        observer: CallObserver | None = None,
     ) -> None:
         config = config or ConnectionConfig()
+        self._observer = observer
         self._controllers = list(config.urls)
         self._timeouts = timeouts or Timeouts()
         self._deadlines = deadlines or Deadlines()
@@ -234,7 +277,20 @@ class LinstorSession:
         params: Params = None,
         body: Any = None,
     ) -> Any:
-        """One API call: the decoded JSON answer, or a typed LinstorError."""
+        """One API call: the decoded JSON answer, or a typed LinstorError; the observer is told of it."""
+        if self._observer is None:
+            return await self._attempts(method, path, params, body)
+        started = time.perf_counter()
+        try:
+            data = await self._attempts(method, path, params, body)
+        except LinstorError as exc:
+            self._observer.linstor_call(method, endpoint_template(path), time.perf_counter() - started, exc)
+            raise
+        self._observer.linstor_call(method, endpoint_template(path), time.perf_counter() - started, None)
+        return data
+
+    async def _attempts(self, method: str, path: str, params: Params, body: Any) -> Any:
+        """The attempts of one call, within its operation's deadline."""
         with linstor_operation() as op:  # a call outside any operation is an operation of its own
             ends = self._ends(op, method)
             attempt = 0

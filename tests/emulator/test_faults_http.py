@@ -67,7 +67,7 @@ async def test_reset_and_save_load(client: httpx.AsyncClient, state: EmulatorSta
 
 async def test_observer_sees_v1_only() -> None:
     seen: list[ExchangeRecord] = []
-    app = create_emulator_app(observer=seen.append)
+    app = create_emulator_app(observer=seen.append, controls=True)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://emu") as client:
         await client.post(RD_URL, json={"resource_definition": {"name": "vol1"}})
         await client.get(f"{RD_URL}/vol1", params=[("props", "Aux/a=b")])
@@ -121,7 +121,7 @@ def test_refuse_connections() -> None:
 
 
 def test_refuse_without_runner_drops() -> None:
-    with serve(create_emulator_app()) as url, httpx.Client(base_url=url) as client:
+    with serve(create_emulator_app(controls=True)) as url, httpx.Client(base_url=url) as client:
         assert client.post("/_emulator/refuse", json={"seconds": 0.3}).json()["mode"] == "drop"
         with pytest.raises(httpx.RemoteProtocolError):
             client.get("/v1/nodes")

@@ -15,11 +15,15 @@ from tests.support.server import free_port, threaded
 def running_emulator(
     state: EmulatorState | None = None, port: int | None = None
 ) -> Iterator[tuple[str, EmulatorState]]:
-    """Run an EmulatorServer (with refuse support) on 127.0.0.1 in a thread; yields (base URL, state)."""
+    """Run an EmulatorServer (refuse support, controls on) on 127.0.0.1 in a thread; yields (URL, state)."""
     state = state if state is not None else EmulatorState()
     port = port or free_port()
     config = uvicorn.Config(
-        create_emulator_app(state=state), host="127.0.0.1", port=port, access_log=False, log_level="warning"
+        create_emulator_app(state=state, controls=True),
+        host="127.0.0.1",
+        port=port,
+        access_log=False,
+        log_level="warning",
     )
     server = EmulatorServer(config, state)
     try:

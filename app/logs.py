@@ -1,0 +1,89 @@
+"""Log lines for operators: JSON (one object a line) or text, each stamped with the request's id.
+
+The request id lives in a contextvar set by the observing middleware (app/api/observe.py), so every line
+logged while a request is served, the LINSTOR transport's retries included, carries it without being passed.
+Fields given with `extra=` become keys of the JSON object; nothing else of the request (headers, bodies) is
+ever logged, which is how bearer tokens and LINSTOR credentials stay out of the logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from contextvars import ContextVar
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+# what every LogRecord has: anything else on a record came from `extra=` and belongs in the JSON object
+# (uvicorn's color_message repeats the message with terminal escapes)
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "color_message",
+}
+
+
+class LogFormat(StrEnum):
+    """How log lines are written."""
+
+    JSON = "json"
+    TEXT = "text"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message, request_id, then the record's extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as one line of JSON."""
+        line: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        rid = request_id.get()
+        if rid is not None:
+            line["request_id"] = rid
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                line[key] = value
+        if record.exc_info:
+            line["exc_info"] = self.formatException(record.exc_info)
+        # default=str: an extra field of any type is written rather than losing the line
+        return orjson.dumps(line, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """Classic text lines, with the request id (when there is one) and the extra fields as key=value."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as one line of text."""
+        text = super().format(record)
+        extra = [f"{k}={v}" for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")]
+        rid = request_id.get()
+        if rid is not None:
+            extra.insert(0, f"request_id={rid}")
+        return f"{text} [{' '.join(extra)}]" if extra else text
+
+
+def formatter(fmt: LogFormat) -> logging.Formatter:
+    """The formatter of `fmt`."""
+    return JsonFormatter() if fmt is LogFormat.JSON else TextFormatter()
+
+
+def configure(fmt: LogFormat, level: str = "info") -> None:
+    """Send the root logger's lines to stderr in `fmt`, at `level`, replacing its handlers."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter(fmt))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())

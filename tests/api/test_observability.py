@@ -1,0 +1,211 @@
+"""Observability: /metrics by route template, X-Request-ID, one JSON line per request, audit, no secrets."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from app.linstor.config import ConnectionConfig
+from app.logs import JsonFormatter
+from app.main import create_app
+from tests.api.conftest import service_settings
+from tests.conftest import Emulator
+from tests.support.api import POOL, create
+from tests.support.server import free_port
+
+SECRET_PASSWORD = "pw-5e6d1c0a-never-logged"
+SECRET_TOKEN = "tok-9b8f7e6d-never-logged"
+CLIENT_TOKEN = "client-4a3b2c1d-never-logged"
+SECRETS = (SECRET_PASSWORD, SECRET_TOKEN, CLIENT_TOKEN)
+VOLUME_ROUTE = "/v1/pools/{pool}/volumes/{type}/{name}"
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    """Every log line of the process, formatted as the service writes them in JSON."""
+    sink = io.StringIO()
+    handler = logging.StreamHandler(sink)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)  # every line any code would write, at any level an operator could choose
+    try:
+        yield sink
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+@pytest.fixture
+async def observed(linstor: object, emulator: Emulator, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """A service of its own, with LINSTOR credentials and a first controller that refuses connections.
+
+    In-process (ASGITransport): the response comes back once the middleware has logged, so nothing races.
+    """
+    connection = ConnectionConfig(
+        urls=(f"http://127.0.0.1:{free_port()}", emulator.url),
+        username="admin",
+        password=SECRET_PASSWORD,
+        bearer_token=SECRET_TOKEN,
+    )
+    app = create_app(service_settings(tmp_path), linstor=connection)
+    async with app.router.lifespan_context(app):
+        # the start-up sync runs in the background: let it end, so that it takes no fault a test sets
+        await app.state.services.cache_service.condition(wait=10)
+        transport = httpx.ASGITransport(app=app)
+        headers = {"Authorization": f"Bearer {CLIENT_TOKEN}"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=headers) as client:
+            yield client
+
+
+def _lines(sink: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in sink.getvalue().splitlines() if line]
+
+
+async def _samples(api: httpx.AsyncClient) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    response = await api.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
+
+
+def _value(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+async def test_metrics_count_requests_by_route_template(observed: httpx.AsyncClient) -> None:
+    volume = await create(observed, type="custom", name="m1")
+    path = f"/v1/pools/{POOL}/volumes/custom/m1"
+    for _ in range(3):
+        assert (await observed.get(path)).status_code == 200
+    assert (await observed.get(f"/v1/pools/{POOL}/volumes/custom/absent")).status_code == 404
+    samples = await _samples(observed)
+    requests = "linstor_names_http_requests_total"
+    assert _value(samples, requests, method="GET", route=VOLUME_ROUTE, status="200") == 3
+    assert _value(samples, requests, method="GET", route=VOLUME_ROUTE, status="404") == 1
+    assert _value(samples, requests, method="POST", route="/v1/pools/{pool}/volumes", status="201") == 1
+    assert (
+        _value(samples, "linstor_names_http_request_duration_seconds_count", method="GET", route=VOLUME_ROUTE)
+        == 4
+    )
+    # no label carries a name: neither the volume's nor its LINSTOR name
+    text = (await observed.get("/metrics")).text
+    assert 'route="/metrics"' in text
+    assert "m1" not in text
+    assert volume["linstor_name"] not in text
+
+
+async def test_metrics_count_linstor_calls_and_cache_hits(observed: httpx.AsyncClient) -> None:
+    await create(observed, type="custom", name="c1")
+    before = await _samples(observed)
+    assert (await observed.get(f"/v1/pools/{POOL}/volumes/custom/c1")).status_code == 200
+    after = await _samples(observed)
+    list_rds = {"method": "GET", "endpoint": "/v1/resource-definitions"}
+    calls = "linstor_names_linstor_requests_total"
+    assert _value(after, calls, **list_rds) == _value(before, calls, **list_rds) + 1
+    duration = "linstor_names_linstor_request_duration_seconds_count"
+    assert _value(after, duration, **list_rds) == _value(before, duration, **list_rds) + 1
+    # verify mode: LINSTOR's answer agreed with the row the create wrote
+    hits = "linstor_names_cache_hits_total"
+    assert _value(after, hits) == _value(before, hits) + 1
+    assert ("linstor_names_cache_misses_total", frozenset()) in after
+    # the lifespan's start-up sync has run (or is under way): its figures are exposed
+    assert ("linstor_names_cache_sync_duration_seconds_count", frozenset()) in after
+
+
+async def test_request_id_is_echoed_or_generated(observed: httpx.AsyncClient) -> None:
+    given = await observed.get("/healthz", headers={"X-Request-ID": "req-abc.123"})
+    assert given.headers["x-request-id"] == "req-abc.123"
+    generated = await observed.get("/healthz")
+    first = generated.headers["x-request-id"]
+    assert len(first) == 32
+    assert (await observed.get("/healthz")).headers["x-request-id"] != first
+    # an id that could forge log lines is replaced, not echoed
+    forged = await observed.get("/healthz", headers={"X-Request-ID": "a b\tc"})
+    assert forged.headers["x-request-id"] != "a b\tc"
+
+
+async def test_one_json_line_per_request(observed: httpx.AsyncClient, log_lines: io.StringIO) -> None:
+    await create(observed, type="custom", name="j1")
+    response = await observed.get(f"/v1/pools/{POOL}/volumes/custom/j1", headers={"X-Request-ID": "rid-j1"})
+    assert response.status_code == 200
+    lines = [line for line in _lines(log_lines) if line["logger"] == "linstor_names.request"]
+    assert len(lines) == 2
+    line = lines[1]
+    assert line["method"] == "GET"
+    assert line["route"] == VOLUME_ROUTE
+    assert line["status"] == 200
+    assert line["request_id"] == "rid-j1"
+    assert 0 < line["duration_ms"] < 30_000
+    assert line["level"] == "info"
+
+
+async def test_linstor_log_lines_carry_the_request_id(
+    observed: httpx.AsyncClient, emulator: Emulator, log_lines: io.StringIO
+) -> None:
+    emulator.state.add_fault(action="error", method="GET", path="^/v1/resource-definitions$", times=1)
+    response = await observed.get(f"/v1/pools/{POOL}/volumes/custom/x1", headers={"X-Request-ID": "rid-x1"})
+    assert response.status_code == 503, response.text
+    failed = [line for line in _lines(log_lines) if line["logger"] == "linstor_names.linstor"]
+    assert len(failed) == 1
+    assert failed[0]["request_id"] == "rid-x1"
+    assert failed[0]["endpoint"] == "/v1/resource-definitions"
+    assert failed[0]["kind"] == "server_error"
+    samples = await _samples(observed)
+    errors = "linstor_names_linstor_errors_total"
+    labels = {"method": "GET", "endpoint": "/v1/resource-definitions", "kind": "server_error"}
+    assert _value(samples, errors, **labels) == 1
+
+
+async def test_audit_line_for_a_create(observed: httpx.AsyncClient, log_lines: io.StringIO) -> None:
+    volume = await create(observed, type="custom", name="a1", project="p1")
+    assert (await observed.get(f"/v1/pools/{POOL}/volumes/custom/a1?project=p1")).status_code == 200
+    audit = [line for line in _lines(log_lines) if line["logger"] == "linstor_names.audit"]
+    assert len(audit) == 1  # the read is not audited
+    line = audit[0]
+    assert line["who"] == "anonymous"
+    assert line["action"] == "POST /v1/pools/{pool}/volumes"
+    assert line["status"] == 201
+    assert line["target"] == {"pool": POOL, "project": "p1", "type": "custom", "name": "a1"}
+    assert line["linstor_name"] == volume["linstor_name"]
+
+
+async def test_no_secret_in_logs_errors_or_metrics(
+    log_lines: io.StringIO, observed: httpx.AsyncClient, emulator: Emulator
+) -> None:
+    # log_lines first: the lines of the start-up (the refusing controller, the first sync) are in too
+    answers = [
+        await observed.post(
+            f"/v1/pools/{POOL}/volumes", json={"type": "custom", "name": "s1", "size": "1GiB"}
+        )
+    ]
+    answers.append(await observed.get(f"/v1/pools/{POOL}/volumes/custom/s1"))
+    # LINSTOR failures: an error answer, then a controller that drops the connection
+    emulator.state.add_fault(action="error", method="GET", path="^/v1/resource-definitions$", times=1)
+    answers.append(await observed.get(f"/v1/pools/{POOL}/volumes/custom/absent"))
+    emulator.state.add_fault(action="drop", method="*", path="^/v1/", times=1)
+    answers.append(await observed.delete(f"/v1/pools/{POOL}/volumes/custom/s1"))
+    answers.append(await observed.get("/metrics"))
+    assert [a.status_code for a in answers[:3]] == [201, 200, 503]
+    assert answers[3].status_code >= 500
+    logged = log_lines.getvalue()
+    assert "linstor_names.linstor" in logged  # the failures were logged, so the grep below means something
+    assert "unreachable" in logged  # the refusing controller too
+    for secret in SECRETS:
+        assert secret not in logged
+        for answer in answers:
+            assert secret not in answer.text
+            assert secret not in str(answer.headers)
