@@ -33,6 +33,7 @@ from typing import Any
 # module as the README names it -> the mutant names it owns (mutmut names mutants module.function__mutmut_N)
 TARGETS: dict[str, str] = {
     "app/volumes.py": "app.volumes.*",
+    "app/builds.py": "app.builds.*",  # the provisioning steps that left app/volumes.py (issue 9)
     "app/snapshots.py": "app.snapshots.*",
     "app/resolver.py": "app.resolver.*",
     "app/naming.py": "app.naming.*",
