@@ -141,8 +141,13 @@ class LinstorConflict(LinstorApiError):
 def error_for(
     rcs: list[ApiCallRc], *, status: int, controller: str | None = None
 ) -> LinstorApiError | LinstorServerError | None:
-    """The exception for an ApiCallRc list, or None when it holds no error entry."""
+    """The exception for an answer: 401/403 always deny access; otherwise None when `rcs` holds no error."""
     first = next((rc for rc in rcs if rc_is_error(rc.ret_code)), None)
+    if status in (401, 403):
+        # The HTTP status decides here: a refused credential is never an outage to ride out, whatever
+        # ret_code (often FAIL_UNKNOWN_ERROR) or body the controller or a proxy in front of it sends.
+        rc = first or ApiCallRc(ret_code=MASK_ERROR | FAIL_SIGN_IN, message=f"LINSTOR answered {status}")
+        return LinstorAccessDenied(rc, status=status, rcs=rcs, controller=controller)
     if first is None:
         if status >= 500:
             return LinstorServerError(

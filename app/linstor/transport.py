@@ -28,6 +28,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from app.linstor.config import ConnectionConfig
 from app.linstor.errors import (
+    LinstorAccessDenied,
     LinstorError,
     LinstorOperationalError,
     LinstorProtocolError,
@@ -320,6 +321,9 @@ class LinstorSession:
         try:
             data = orjson.loads(response.content) if response.content else None
         except orjson.JSONDecodeError as exc:
+            denied = error_for([], status=status, controller=controller)
+            if isinstance(denied, LinstorAccessDenied):
+                raise denied from exc
             if status >= 500:
                 raise LinstorServerError(
                     f"{method} {path}: LINSTOR answered {status} with a body that is not JSON",
@@ -331,7 +335,7 @@ class LinstorSession:
             ) from exc
         if status >= 400 or (300 <= status < 400):
             rcs = self._error_rcs(data)
-            err = error_for(rcs, status=status, controller=controller) if rcs else None
+            err = error_for(rcs, status=status, controller=controller)
             if err is not None:
                 raise err
             if status >= 500:

@@ -414,7 +414,7 @@ async def test_5xx_with_json_that_is_no_rc_list(router: respx.Router, client: Li
 async def test_4xx_html(router: respx.Router, client: LinstorClient) -> None:
     router.get(f"{A}/v1/resource-definitions").mock(
         return_value=httpx.Response(
-            403, text="<html>Forbidden by proxy</html>", headers={"Content-Type": "text/html"}
+            400, text="<html>Bad request by proxy</html>", headers={"Content-Type": "text/html"}
         )
     )
     with pytest.raises(LinstorProtocolError, match="not JSON"):
@@ -505,6 +505,25 @@ async def test_unknown_error_is_a_server_error(router: respx.Router, client: Lin
     with pytest.raises(LinstorServerError) as info:
         await client.modify_resource_definition("vol1", override_props={"Aux/x": "y"})
     assert [r.ret_code for r in info.value.rcs] == [UNKNOWN_ERROR]
+
+
+@pytest.mark.parametrize(
+    ("status", "response"),
+    [
+        (401, httpx.Response(401, json=[rc(UNKNOWN_ERROR, "An unknown error occurred.")])),
+        (403, httpx.Response(403, json=[])),
+        (401, httpx.Response(401, text="<html>401 Authorization Required</html>")),
+    ],
+    ids=["unknown-error-code", "no-entries", "proxy-html"],
+)
+async def test_401_and_403_are_access_denied_whatever_the_body(
+    router: respx.Router, client: LinstorClient, status: int, response: httpx.Response
+) -> None:
+    # a refused credential is never an outage (stale answer) nor a protocol error (502 bad answer)
+    router.get(f"{A}/v1/resource-definitions").mock(return_value=response)
+    with pytest.raises(LinstorAccessDenied) as info:
+        await client.list_resource_definitions()
+    assert info.value.status == status
 
 
 async def test_first_error_entry_decides(router: respx.Router, client: LinstorClient) -> None:
