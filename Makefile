@@ -6,11 +6,17 @@ PORT ?= 8000
 
 .PHONY: venv run test lint typecheck pytest openapi bench clean mutate soak
 
+# One creation, however many targets start at once (`make run` and `make test` in a fresh clone): the recipe
+# holds a lock, and who waited for it finds the venv made and up to date. Without flock (macOS), no lock.
+VENV_LOCK := $(if $(shell command -v flock),flock $(VENV)/.make-lock,)
+
 $(BIN)/linstor-names: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,emulator]'
-	@touch $@
+	@mkdir -p $(VENV)
+	$(VENV_LOCK) sh -ec 'if [ $@ -nt pyproject.toml ]; then exit 0; fi; \
+		$(PYTHON) -m venv $(VENV); \
+		$(BIN)/pip install --quiet --upgrade pip; \
+		$(BIN)/pip install --quiet -e ".[test,emulator]"; \
+		touch $@'
 
 venv: $(BIN)/linstor-names
 

@@ -13,20 +13,54 @@ from typing import TYPE_CHECKING
 import uvicorn
 from pydantic import ValidationError
 
+from app.client_cli import register as register_client
 from app.settings import Settings
 
 if TYPE_CHECKING:
     from app.cache.store import CacheStore
     from app.cache.sync import SyncResult
 
+GRACEFUL_SHUTDOWN_S = 30
+
 
 def _settings(env_file: str | None) -> Settings:
+    if env_file:
+        _linstor_env(env_file)
     try:
         return Settings(_env_file=env_file) if env_file else Settings()
     except ValidationError as exc:
         # A bad prefix or namespace must stop the service with a clear message, not a traceback.
         lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         sys.exit("linstor-names: invalid settings (LINSTOR_NAMES_*):\n" + "\n".join(lines))
+
+
+def _linstor_env(env_file: str) -> None:
+    """Put the file's LS_* lines into the environment, where the LINSTOR connection is read from."""
+    from dotenv import dotenv_values
+
+    if not Path(env_file).is_file():  # pydantic-settings would ignore a missing file without a word
+        sys.exit(f"linstor-names: --env-file {env_file}: no such file")
+    for key, value in dotenv_values(env_file).items():
+        if key.startswith("LS_") and value is not None:
+            os.environ.setdefault(key, value)  # the environment wins, as it does for LINSTOR_NAMES_*
+
+
+def _check_port(host: str, port: int) -> None:
+    """Exit with one line when `host`:`port` cannot be bound, rather than uvicorn's tracebacks."""
+    import errno
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            sock.bind(address)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            sys.exit(f"linstor-names: port {port} on {host} is in use")
+        sys.exit(f"linstor-names: cannot listen on port {port} on {host}: {exc.strerror or exc}")
 
 
 def _check_bind(settings: Settings, host: str) -> None:
@@ -61,10 +95,18 @@ def _serve(args: argparse.Namespace) -> None:
 
     settings = _settings(args.env_file)
     _check_bind(settings, args.host)
+    _check_port(args.host, args.port)
     app = create_app(settings)
     _logging(args, settings, "json")
     uvicorn.run(
-        app, host=args.host, port=args.port, access_log=False, log_level=args.log_level, log_config=None
+        app,
+        host=args.host,
+        port=args.port,
+        access_log=False,
+        log_level=args.log_level,
+        log_config=None,
+        # in-flight requests get this long on SIGTERM, inside the 60 s of systemd and Kubernetes
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
 
 
@@ -96,6 +138,8 @@ def _dev(args: argparse.Namespace) -> None:
 
     settings = _settings(args.env_file)
     _check_bind(settings, args.host)
+    _check_port("127.0.0.1", args.emulator_port)
+    _check_port(args.host, args.port)
     # the soak and benchmark scripts inject faults through `dev`; the emulator listens on loopback only
     emulator = create_emulator_app(state=EmulatorState(), controls=True)
     service = create_app(settings, linstor=ConnectionConfig(urls=(f"http://127.0.0.1:{args.emulator_port}",)))
@@ -292,7 +336,9 @@ def _replay(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `linstor-names` console script."""
     parser = argparse.ArgumentParser(prog="linstor-names", description=__doc__)
-    parser.add_argument("--env-file", help="read LINSTOR_NAMES_* settings from this file too")
+    parser.add_argument(
+        "--env-file", help="read LINSTOR_NAMES_* and LS_* settings from this file too (the environment wins)"
+    )
     parser.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
@@ -381,6 +427,7 @@ def main(argv: list[str] | None = None) -> None:
     replay.add_argument("--verbose", action="store_true", help="print each difference, not only the figures")
     replay.set_defaults(func=_replay)
 
+    register_client(sub)
     args = parser.parse_args(argv)
     args.func(args)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -31,7 +32,7 @@ def test_a_bad_prefix_stops_the_service_with_a_clear_message(
 ) -> None:
     monkeypatch.setenv("LINSTOR_NAMES_VOLUME_PREFIX", prefix)
     with pytest.raises(SystemExit) as stopped:
-        main(["serve"])
+        main(["serve", "--port", str(free_port())])
     message = str(stopped.value.code)
     assert "volume_prefix" in message
     assert "at most 16 characters" in message
@@ -216,10 +217,10 @@ def test_serve_off_loopback_without_tokens_exits(monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("LINSTOR_NAMES_TOKENS_FILE", raising=False)
     monkeypatch.setenv("LINSTOR_NAMES_CACHE_URL", "none")
     with pytest.raises(SystemExit, match=r"refusing to listen on 0\.0\.0\.0 without tokens"):
-        main(["serve", "--host", "0.0.0.0"])
+        main(["serve", "--host", "0.0.0.0", "--port", str(free_port())])
     assert ran == []
     monkeypatch.setenv("LINSTOR_NAMES_ALLOW_UNAUTHENTICATED", "true")
-    main(["serve", "--host", "0.0.0.0"])
+    main(["serve", "--host", "0.0.0.0", "--port", str(free_port())])
     assert ran == ["0.0.0.0"]
 
 
@@ -230,7 +231,7 @@ def test_serve_says_when_authentication_is_off(
     monkeypatch.delenv("LINSTOR_NAMES_TOKENS", raising=False)
     monkeypatch.delenv("LINSTOR_NAMES_TOKENS_FILE", raising=False)
     monkeypatch.setenv("LINSTOR_NAMES_CACHE_URL", "none")
-    main(["serve"])
+    main(["serve", "--port", str(free_port())])
     err = capsys.readouterr().err.splitlines()
     assert err == ["linstor-names: no tokens configured, authentication is off: serving loopback only"]
 
@@ -241,7 +242,7 @@ def test_serve_with_a_bad_tokens_file_exits_with_one_line(
     (tmp_path / "tokens").write_text("ops:read\n")
     monkeypatch.setenv("LINSTOR_NAMES_TOKENS_FILE", str(tmp_path / "tokens"))
     with pytest.raises(SystemExit, match=r"cannot use the tokens.*name:scopes:hash"):
-        main(["serve", "--host", "0.0.0.0"])
+        main(["serve", "--host", "0.0.0.0", "--port", str(free_port())])
 
 
 def test_dev_turns_the_emulator_controls_on(tmp_path: Path) -> None:
@@ -257,3 +258,67 @@ def test_dev_turns_the_emulator_controls_on(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def _busy_port() -> socket.socket:
+    """A socket listening on 127.0.0.1 at a port of its own (close it when done)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    return sock
+
+
+@pytest.mark.parametrize("which", ["serve", "dev", "dev-emulator"])
+def test_a_busy_port_stops_serve_and_dev_with_one_line(which: str, tmp_path: Path) -> None:
+    env = {**os.environ, "LINSTOR_NAMES_CACHE_URL": f"sqlite:///{tmp_path / 'cache.db'}"}
+    env.pop("LINSTOR_NAMES_TOKENS", None)
+    env.pop("LINSTOR_NAMES_TOKENS_FILE", None)
+    with _busy_port() as busy:
+        port = busy.getsockname()[1]
+        if which == "serve":
+            args = ["serve", "--port", str(port)]
+        elif which == "dev":
+            args = ["dev", "--port", str(port), "--emulator-port", str(free_port())]
+        else:
+            args = ["dev", "--port", str(free_port()), "--emulator-port", str(port)]
+        done = subprocess.run([EXE, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    # the only other line says that authentication is off
+    assert lines[-1] == f"linstor-names: port {port} on 127.0.0.1 is in use"
+    assert len(lines) == 2, done.stderr
+
+
+def test_env_file_sets_the_linstor_connection_and_the_environment_wins(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env_file = tmp_path / "env"
+    env_file.write_text(
+        f"# as deploy/env.example mixes them\nLS_CONTROLLERS={emulator.url}\nLS_USERNAME=from-file\n"
+        f"LINSTOR_NAMES_CACHE_URL=sqlite:///{tmp_path / 'c.db'}\n"
+    )
+    for name in ("LS_CONTROLLERS", "LINSTOR_NAMES_CACHE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LS_USERNAME", "from-environment")
+    main(["--env-file", str(env_file), "cache", "rebuild"])  # reaches the emulator only through the file
+    assert "cache rebuilt from LINSTOR" in capsys.readouterr().out
+    assert os.environ["LS_USERNAME"] == "from-environment"
+
+
+def test_a_missing_env_file_is_refused() -> None:
+    with pytest.raises(SystemExit, match=r"--env-file /nonexistent/env: no such file"):
+        main(["--env-file", "/nonexistent/env", "serve"])
+
+
+def test_serve_bounds_the_graceful_shutdown_inside_the_deployments_stop_timeouts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: dict[str, object] = {}
+    monkeypatch.setattr("app.cli.uvicorn.run", lambda app, **kw: seen.update(kw))
+    monkeypatch.setenv("LINSTOR_NAMES_CACHE_URL", "none")
+    main(["serve", "--port", str(free_port())])
+    grace = seen["timeout_graceful_shutdown"]
+    assert isinstance(grace, int)
+    assert 0 < grace < 60  # TimeoutStopSec=60, terminationGracePeriodSeconds: 60
+    unit = (Path(__file__).parents[1] / "deploy" / "linstor-names.service").read_text()
+    assert "TimeoutStopSec=60" in unit

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from app.services import Services
 from app.settings import Settings
 from tests.conftest import Emulator
 from tests.support.api import POOL
-from tests.support.server import serve
+from tests.support.server import free_port, serve
 
 
 @dataclass
@@ -40,6 +41,17 @@ def service_settings(cache_dir: Path, **overrides: object) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+@contextmanager
+def serve_without_linstor(cache_dir: Path, *, retries: int) -> Iterator[str]:
+    """A service pointed at a port where nothing listens, no cache, a read deadline of 0.5 s: its URL."""
+    app = create_app(
+        service_settings(cache_dir, cache_url="none", linstor_retries=retries, linstor_read_deadline=0.5),
+        linstor=ConnectionConfig(urls=(f"http://127.0.0.1:{free_port()}",)),
+    )
+    with serve(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

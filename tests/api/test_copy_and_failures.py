@@ -12,10 +12,10 @@ import pytest
 from app.linstor import LinstorClient
 from app.linstor.config import ConnectionConfig
 from app.main import create_app
-from tests.api.conftest import service_settings
+from tests.api.conftest import serve_without_linstor, service_settings
 from tests.conftest import Emulator
 from tests.support.api import FINGERPRINT, POOL, assert_problem, create
-from tests.support.server import free_port, serve
+from tests.support.server import serve
 
 
 async def test_copy_clones_with_the_new_identity_in_the_clone_request(
@@ -183,14 +183,8 @@ async def test_not_enough_space_is_linstors_refusal_with_its_message(
 
 @pytest.fixture
 def dead_linstor_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The service pointed at a port where nothing listens; retries on, and a read deadline of 0.5 s."""
-    app = create_app(
-        service_settings(
-            tmp_path_factory.mktemp("dead"), cache_url="none", linstor_retries=3, linstor_read_deadline=0.5
-        ),
-        linstor=ConnectionConfig(urls=(f"http://127.0.0.1:{free_port()}",)),
-    )
-    with serve(app) as url:
+    """The service pointed at a port where nothing listens, with retries on."""
+    with serve_without_linstor(tmp_path_factory.mktemp("dead"), retries=3) as url:
         yield url
 
 
@@ -239,4 +233,14 @@ async def test_linstor_refusing_our_credentials_is_502_access_denied(
     response = await api.get(f"/v1/pools/{POOL}/volumes")
     body = assert_problem(response, 502, "linstor_access_denied")
     assert body["linstor"]["status"] == 401
+    emulator.state.clear_faults()
+
+
+async def test_an_emulated_401_with_the_default_body_is_502_access_denied_not_503(
+    api: httpx.AsyncClient, emulator: Emulator
+) -> None:
+    # the emulator's 401 fault answers FAIL_UNKNOWN_ERROR by default: the HTTP status decides, not the code
+    emulator.state.add_fault(action="error", method="GET", path=r"^/v1/resource-groups/", status=401)
+    response = await api.get(f"/v1/pools/{POOL}/volumes")
+    assert_problem(response, 502, "linstor_access_denied")
     emulator.state.clear_faults()
