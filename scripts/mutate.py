@@ -24,42 +24,50 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from collections import Counter
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-# module as the README names it -> the mutant names it owns (mutmut names mutants module.function__mutmut_N)
-TARGETS: dict[str, str] = {
-    "app/volumes.py": "app.volumes.*",
-    "app/builds.py": "app.builds.*",  # the provisioning steps that left app/volumes.py (issue 9)
-    "app/snapshots.py": "app.snapshots.*",
-    "app/resolver.py": "app.resolver.*",
-    "app/naming.py": "app.naming.*",
-    "app/cache/": "app.cache.*",
-}
-DEFAULT_BUDGET = 900  # seconds of wall time per module
+
+def targets() -> dict[str, str]:
+    """Each module in [tool.mutmut] only_mutate (app/x.py or app/x/*) -> its mutants' names (app.x.*)."""
+    config = tomllib.loads(Path("pyproject.toml").read_text())["tool"]["mutmut"]
+    return {
+        glob.removesuffix("*"): glob.removesuffix(".py").removesuffix("/*").replace("/", ".") + ".*"
+        for glob in config["only_mutate"]
+    }
+
+
+# one row of the table per module (mutmut names a mutant module.function__mutmut_N)
+TARGETS = targets()
+DEFAULT_BUDGET = 1200  # seconds of wall time per module
 
 # mutmut's exit codes of a mutant's test run (mutmut.stats.status_by_exit_code), folded into our columns
 STATUS = {
     1: "killed",
-    3: "killed",
+    3: "killed",  # pytest internal error
+    37: "killed",  # caught by the type checker, when one is configured
     0: "survived",
     5: "no tests",
     33: "no tests",
     34: "skipped",
-    36: "timeout",
+    # SIGXCPU: the tests ran past mutmut's CPU or wall-time limit
     24: "timeout",
     -24: "timeout",
     152: "timeout",
-    255: "timeout",
-    37: "killed",  # caught by the type checker, when one is configured
+    36: "timeout",
+    # the fork server's worker caught an exception out of pytest (mutmut shows it as "timeout"): pytest's
+    # usage error when the mutant breaks a test module's import, so its tests are not collected, or the like
+    255: "error",
     2: "not checked",  # pytest was interrupted (the budget's SIGINT): no verdict
     -2: "not checked",
     None: "not checked",
 }
-COLUMNS = ("mutants", "killed", "survived", "timeout", "suspicious", "no tests", "not checked")
+COLUMNS = ("mutants", "killed", "survived", "timeout", "error", "suspicious", "no tests", "not checked")
 
 
 def say(text: str) -> None:
@@ -96,7 +104,7 @@ def target_of(name: str) -> str | None:
 
 
 def table(mutants: list[Mutant]) -> str:
-    """The per-module table, Markdown. Kill rate = (killed + timeout) / checked, as mutmut scores it."""
+    """The table per module, Markdown. Kill rate = (killed + timeout + error) / checked."""
     rows = {target: Counter[str]() for target in TARGETS}
     for mutant in mutants:
         target = target_of(mutant.name)
@@ -110,7 +118,8 @@ def table(mutants: list[Mutant]) -> str:
     ]
     for target, count in rows.items():
         checked = count["mutants"] - count["not checked"]
-        rate = f"{100 * (count['killed'] + count['timeout']) / checked:.1f}%" if checked else "-"
+        caught = count["killed"] + count["timeout"] + count["error"]
+        rate = f"{100 * caught / checked:.1f}%" if checked else "-"
         cells = [str(count[column]) for column in COLUMNS]
         lines.append(f"| {target} | " + " | ".join(cells) + f" | {rate} |")
     return "\n".join(lines)
@@ -127,13 +136,15 @@ def run(targets: list[str], budget: int) -> None:
             try:
                 process.wait(timeout=budget)
             except subprocess.TimeoutExpired:
-                say(f"== {target}: budget spent, stopping")
+                say(f"\n== {target}: budget spent, stopping")
                 os.killpg(process.pid, signal.SIGINT)
                 try:
                     process.wait(timeout=60)
                 except subprocess.TimeoutExpired:
                     os.killpg(process.pid, signal.SIGKILL)
                     process.wait()
+        with suppress(ProcessLookupError):  # a fork server or worker that outlived mutmut's main process
+            os.killpg(process.pid, signal.SIGKILL)
         say(f"== {target}: {time.monotonic() - start:.0f} s")
 
 
