@@ -132,10 +132,10 @@ async def test_create_twice_is_409_volume_exists(api: httpx.AsyncClient, linstor
 async def test_invalid_create_requests_never_reach_linstor(
     api: httpx.AsyncClient, linstor: LinstorClient, body: dict[str, Any], code: str
 ) -> None:
-    body.setdefault("size", "1GiB")
-    if body["size"] is None:
-        del body["size"]
-    response = await api.post(f"/v1/pools/{POOL}/volumes", json=body)
+    request = {"size": "1GiB", **body}  # a copy: the parametrize dict must hold for a second run
+    if request["size"] is None:
+        del request["size"]
+    response = await api.post(f"/v1/pools/{POOL}/volumes", json=request)
     assert_problem(response, 422, code)
     assert await linstor.list_resource_definitions() == []
 
