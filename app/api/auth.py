@@ -136,6 +136,19 @@ async def _refuse(
     await response(scope, receive, send)
 
 
+# what the middleware answers on a closed operation (`code` unauthenticated and forbidden)
+REFUSALS = {"401": "Unauthenticated: no token, or one the service does not know", "403": "Forbidden"}
+
+
+def _problem_response(title: str, needed: TokenScope) -> dict[str, Any]:
+    detail = f"{title} (this operation needs scope {needed.name.lower()})" if title == "Forbidden" else title
+    return {
+        "description": detail,
+        "headers": {"WWW-Authenticate": {"description": "RFC 6750 challenge", "schema": {"type": "string"}}},
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
 def document_security(app: FastAPI) -> None:
     """Declare the bearer scheme in the OpenAPI document, on the operations RULES closes."""
     build = app.openapi
@@ -154,6 +167,9 @@ def document_security(app: FastAPI) -> None:
                 needed = required_scope(method.upper(), path)
                 if needed is not None:
                     operation["security"] = [{SCHEME: []}]
+                    responses = operation.setdefault("responses", {})
+                    for status, title in REFUSALS.items():
+                        responses.setdefault(status, _problem_response(title, needed))
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -259,3 +259,23 @@ def test_the_schema_declares_the_bearer_scheme() -> None:
     assert volumes["post"]["security"] == [{"bearer": []}]
     assert volumes["get"]["security"] == [{"bearer": []}]
     assert "security" not in document["paths"]["/healthz"]["get"]
+
+
+def test_every_closed_operation_documents_its_401_and_403_problems() -> None:
+    document = create_app(Settings(cache_url="none")).openapi()
+    closed = 0
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            refusals = {status: operation["responses"].get(status) for status in ("401", "403")}
+            if "security" not in operation:
+                assert refusals == {"401": None, "403": None}, (method, path)
+                continue
+            closed += 1
+            for status, response in refusals.items():
+                assert response is not None, (method, path, status)
+                content = response["content"]["application/problem+json"]["schema"]
+                assert content == {"$ref": "#/components/schemas/Problem"}
+                assert "WWW-Authenticate" in response["headers"]
+    assert closed > 10
+    create = document["paths"]["/v1/pools/{pool}/volumes"]["post"]
+    assert "scope write" in create["responses"]["403"]["description"]
