@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,3 +85,24 @@ async def api(linstor: LinstorClient, service_server: Service) -> AsyncIterator[
         await services.cache.mark_synced(await services.cache.clock())
     async with httpx.AsyncClient(base_url=service_server.url, timeout=30) as client:
         yield client
+
+
+ServiceFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+@pytest.fixture
+def service(emulator: Emulator, linstor: LinstorClient, tmp_path: Path) -> ServiceFactory:
+    """Start a service of its own with the given settings (empty SQLite cache in tmp_path, no periodic
+    resync unless asked) against the reset emulator; `linstor` is asked for so that the test pool exists."""
+    _ = linstor
+
+    @asynccontextmanager
+    async def start(**overrides: object) -> AsyncIterator[httpx.AsyncClient]:
+        app = create_app(
+            service_settings(tmp_path, **overrides), linstor=ConnectionConfig(urls=(emulator.url,))
+        )
+        with serve(app) as url:
+            async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+                yield client
+
+    return start

@@ -5,39 +5,16 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
 from app.linstor import LinstorClient
-from app.linstor.config import ConnectionConfig
-from app.main import create_app
-from tests.api.conftest import Service, service_settings
+from tests.api.conftest import Service, ServiceFactory
 from tests.conftest import Emulator
 from tests.support.api import POOL, assert_problem, create
 from tests.support.emulator import set_rd_props
-from tests.support.server import serve
-
-ServiceFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
-
-
-@pytest.fixture
-def service(emulator: Emulator, linstor: LinstorClient, tmp_path: Path) -> ServiceFactory:
-    """Start a service with the given settings against the reset emulator (the test pool exists)."""
-
-    @asynccontextmanager
-    async def start(**overrides: object) -> AsyncIterator[httpx.AsyncClient]:
-        app = create_app(
-            service_settings(tmp_path, **overrides), linstor=ConnectionConfig(urls=(emulator.url,))
-        )
-        with serve(app) as url:
-            async with httpx.AsyncClient(base_url=url) as client:
-                yield client
-
-    return start
 
 
 def rename_behind_the_back(emulator: Emulator, linstor_name: str, aux_name: str) -> None:

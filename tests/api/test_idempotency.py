@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,35 +15,14 @@ import pytest
 from app.cache.queries import StoredAnswer
 from app.cache.store import CacheStore
 from app.linstor import LinstorClient
-from app.linstor.config import ConnectionConfig
-from app.main import create_app
 from app.services import Services
-from tests.api.conftest import Service, service_settings
+from tests.api.conftest import Service, ServiceFactory
 from tests.conftest import Emulator
 from tests.support.api import POOL, assert_problem, create
-from tests.support.server import serve
 
 VOLUMES = f"/v1/pools/{POOL}/volumes"
 C1: dict[str, Any] = {"name": "c1", "type": "container", "size": "1GiB"}
 SPAWN = r"/spawn$"
-
-ServiceFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
-
-
-@pytest.fixture
-def service(emulator: Emulator, linstor: LinstorClient, tmp_path: Path) -> ServiceFactory:
-    """Start a service with the given settings against the reset emulator (the test pool exists)."""
-
-    @asynccontextmanager
-    async def start(**overrides: object) -> AsyncIterator[httpx.AsyncClient]:
-        app = create_app(
-            service_settings(tmp_path, **overrides), linstor=ConnectionConfig(urls=(emulator.url,))
-        )
-        with serve(app) as url:
-            async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-                yield client
-
-    return start
 
 
 def keyed(key: str | None = None) -> dict[str, str]:

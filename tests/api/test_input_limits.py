@@ -5,41 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
 from app.linstor import LinstorClient
-from app.linstor.config import ConnectionConfig
-from app.main import create_app
 from app.naming import round_size_kib
-from tests.api.conftest import service_settings
-from tests.conftest import Emulator
+from tests.api.conftest import ServiceFactory
 from tests.support.api import POOL, assert_problem, create
-from tests.support.server import serve
 
 VOLUMES = f"/v1/pools/{POOL}/volumes"
-ServiceFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
-
-
-@pytest.fixture
-def service(emulator: Emulator, linstor: LinstorClient, tmp_path: Path) -> ServiceFactory:
-    """Start a service of its own with the given settings against the reset emulator (the pool exists)."""
-
-    @asynccontextmanager
-    async def start(**overrides: object) -> AsyncIterator[httpx.AsyncClient]:
-        app = create_app(
-            service_settings(tmp_path, **overrides), linstor=ConnectionConfig(urls=(emulator.url,))
-        )
-        with serve(app) as url:
-            async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-                yield client
-
-    return start
 
 
 async def nothing_in_linstor(linstor: LinstorClient) -> None:

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -15,16 +13,11 @@ import pytest
 
 from app.identity import ContentType, VolumeType
 from app.linstor import LinstorClient
-from app.linstor.config import ConnectionConfig
-from app.main import create_app
 from app.naming import AuxCodec, random_linstor_name
 from app.specs import make_key
-from tests.api.conftest import service_settings
+from tests.api.conftest import ServiceFactory
 from tests.conftest import Emulator
 from tests.support.api import POOL, assert_problem, create
-from tests.support.server import serve
-
-ServiceFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
 VOLUMES = f"/v1/pools/{POOL}/volumes"
 # the controller's resource-definition listing: what a sync, a list and a verify-mode lookup ask
@@ -32,23 +25,6 @@ LISTING = r"^/v1/resource-definitions$"
 # the emulator's answer to an `error` fault, as the client reports it
 FAULT = "An unknown error occurred."
 SINCE = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00"
-
-
-@pytest.fixture
-def service(emulator: Emulator, linstor: LinstorClient, tmp_path: Path) -> ServiceFactory:
-    """Start a service (empty SQLite cache, no periodic resync unless asked) against the reset emulator."""
-    _ = linstor  # asked for its side effect: the test pool exists
-
-    @asynccontextmanager
-    async def start(**overrides: object) -> AsyncIterator[httpx.AsyncClient]:
-        app = create_app(
-            service_settings(tmp_path, **overrides), linstor=ConnectionConfig(urls=(emulator.url,))
-        )
-        with serve(app) as url:
-            async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-                yield client
-
-    return start
 
 
 async def made_behind_the_back(linstor: LinstorClient, name: str) -> str:
