@@ -26,6 +26,25 @@ from tests.support.server import free_port
 EXE = str(Path(sys.executable).with_name("linstor-names"))
 
 
+def incus_container_c1_in(emulator: Emulator) -> None:
+    """Pool `pool1` holding one container `c1` as Incus writes it, straight into the emulator."""
+
+    async def arrange() -> None:
+        async with LinstorClient(ConnectionConfig(urls=(emulator.url,))) as client:
+            await client.create_resource_group(ResourceGroupCreate(name="pool1"))
+            await client.create_resource_definition(
+                "incus-volume-0123456789abcdef0123456789abcdef",
+                resource_group="pool1",
+                props={
+                    "Aux/Incus/name": "incus-volume-c1",
+                    "Aux/Incus/type": "containers",
+                    "Aux/Incus/content-type": "filesystem",
+                },
+            )
+
+    asyncio.run(arrange())
+
+
 @pytest.mark.parametrize("prefix", ["incus-volume-toolong", "1abc", "bad.prefix", ""])
 def test_a_bad_prefix_stops_the_service_with_a_clear_message(
     prefix: str, monkeypatch: pytest.MonkeyPatch
@@ -46,20 +65,7 @@ def test_cache_migrate_and_rebuild(
     main(["cache", "migrate"])
     assert "cache schema at head" in capsys.readouterr().out
 
-    async def arrange() -> None:
-        async with LinstorClient(ConnectionConfig(urls=(emulator.url,))) as client:
-            await client.create_resource_group(ResourceGroupCreate(name="pool1"))
-            await client.create_resource_definition(
-                "incus-volume-0123456789abcdef0123456789abcdef",
-                resource_group="pool1",
-                props={
-                    "Aux/Incus/name": "incus-volume-c1",
-                    "Aux/Incus/type": "containers",
-                    "Aux/Incus/content-type": "filesystem",
-                },
-            )
-
-    asyncio.run(arrange())
+    incus_container_c1_in(emulator)
     main(["cache", "rebuild"])
     assert "cache rebuilt from LINSTOR: 1 volumes" in capsys.readouterr().out
 
@@ -71,20 +77,7 @@ def test_cache_rebuild_with_linstor_down_says_so_in_one_line_and_keeps_the_cache
     env = {**os.environ, "LINSTOR_NAMES_CACHE_URL": f"sqlite:///{db}", "LS_CONTROLLERS": emulator.url}
     env["LINSTOR_NAMES_LINSTOR_RETRIES"] = "0"  # the failure at once, and no retry lines around it
 
-    async def arrange() -> None:
-        async with LinstorClient(ConnectionConfig(urls=(emulator.url,))) as client:
-            await client.create_resource_group(ResourceGroupCreate(name="pool1"))
-            await client.create_resource_definition(
-                "incus-volume-0123456789abcdef0123456789abcdef",
-                resource_group="pool1",
-                props={
-                    "Aux/Incus/name": "incus-volume-c1",
-                    "Aux/Incus/type": "containers",
-                    "Aux/Incus/content-type": "filesystem",
-                },
-            )
-
-    asyncio.run(arrange())
+    incus_container_c1_in(emulator)
     rebuild = [EXE, "cache", "rebuild"]
     assert subprocess.run(rebuild, env=env, capture_output=True, check=False).returncode == 0
     emulator.state.add_fault(action="error", method="GET", path=r"^/v1/resource-definitions")
