@@ -84,6 +84,10 @@ def configure(fmt: LogFormat, level: str = "info") -> None:
     """Send the root logger's lines to stderr in `fmt`, at `level`, replacing its handlers."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter(fmt))
+    # Neither format writes the caller, thread or process of a line: the logging HOWTO's "Optimization"
+    # switches save the ~10 µs a record spends finding them, on the one line every request logs
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

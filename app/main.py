@@ -16,6 +16,7 @@ from app import __version__
 from app.api import cache, docs, errors, health, orphans, pools, resolve, snapshots, volumes
 from app.api.auth import Authenticate, document_security
 from app.api.common import problem_json_only
+from app.api.hot import HotLookups
 from app.api.idempotency import Idempotency
 from app.api.limits import BodyLimit
 from app.api.observe import install as install_observability
@@ -99,6 +100,8 @@ def create_app(
         redoc_url=None,
     )
     errors.install(app)
+    # innermost: the two lookups are answered before routing, inside authentication, limits and metrics
+    app.add_middleware(HotLookups)
     app.add_middleware(Idempotency)  # added first, so inside the body limit: it reads bodies already bounded
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     # outermost: a request without a valid token reaches neither the body limit nor the idempotency store

@@ -81,11 +81,21 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(CacheCollector(cache))
+        # label sets are route templates and statuses: a bounded set
+        self._per_request: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one answered HTTP request."""
-        self.requests.labels(method, route, str(status)).inc()
-        self.request_seconds.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        children = self._per_request.get(key)
+        if children is None:  # labels() takes a lock and builds a key: once per label set, not per request
+            children = (
+                self.requests.labels(method, route, str(status)),
+                self.request_seconds.labels(method, route),
+            )
+            self._per_request[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def linstor_call(self, method: str, endpoint: str, seconds: float, error: LinstorError | None) -> None:
         """Count one LINSTOR call (app.linstor.transport.CallObserver); an operational failure is logged."""

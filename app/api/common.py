@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Response
 
 from app.api.schemas import Problem
@@ -52,9 +53,22 @@ _CACHE_STATUS = {Served.HIT: "hit", Served.MISS: "fwd=miss", Served.BYPASS: "fwd
 
 def cache_headers(response: Response, info: CacheInfo) -> None:
     """RFC 9211 Cache-Status, and Age (RFC 9111) for answers the cache served without asking LINSTOR."""
+    response.headers.update(_cache_header_values(info))
+
+
+def _cache_header_values(info: CacheInfo) -> dict[str, str]:
     status = f"linstor-names; {_CACHE_STATUS[info.served]}"
     if info.stale:  # served because LINSTOR could not confirm it (RFC 5861 stale-if-error)
         status += "; detail=stale"
-    response.headers["Cache-Status"] = status
-    if info.age is not None:
-        response.headers["Age"] = str(int(info.age))
+    if info.age is None:
+        return {"Cache-Status": status}
+    return {"Cache-Status": status, "Age": str(int(info.age))}
+
+
+def lookup_answer(content: dict[str, Any], info: CacheInfo) -> Response:
+    """A lookup's 200, serialized once by orjson, with its cache headers.
+
+    The hot path of every orchestrator (issue 12): the route's `response_model` documents the schema, and
+    returning a Response skips FastAPI's second validation pass of an answer built from a valid record.
+    """
+    return Response(orjson.dumps(content), media_type="application/json", headers=_cache_header_values(info))

@@ -31,7 +31,8 @@ def problem(
     return JSONResponse(jsonable_encoder(body), status_code=status, media_type=PROBLEM)
 
 
-async def _service_error(request: Request, exc: Exception) -> JSONResponse:
+async def service_error(request: Request, exc: Exception) -> JSONResponse:
+    """The problem answer of a service error (app/api/hot.py answers with it too)."""
     assert isinstance(exc, ServiceError)
     extra = dict(exc.extra)
     # a 503/504 says when asking again makes sense (app/translate.py): a header, not a member of the body
@@ -70,7 +71,7 @@ async def _linstor_error(request: Request, exc: Exception) -> JSONResponse:
         with linstor_errors(action):
             raise exc
     except ServiceError as translated:
-        return await _service_error(request, translated)
+        return await service_error(request, translated)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -80,7 +81,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     """Register the handlers on `app`."""
-    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(ServiceError, service_error)
     app.add_exception_handler(LinstorError, _linstor_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -9,9 +9,9 @@ Nothing of the request's headers or body is logged: that is how bearer tokens st
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 import orjson
@@ -99,8 +99,13 @@ def _route(scope: Scope) -> str:
 def _request_id(scope: Scope) -> bytes:
     for name, value in scope["headers"]:
         if name == HEADER:
-            return value if VALID_ID.fullmatch(value) else uuid.uuid4().hex.encode()
-    return uuid.uuid4().hex.encode()
+            return value if VALID_ID.fullmatch(value) else _new_id()
+    return _new_id()
+
+
+def _new_id() -> bytes:
+    """32 random hex digits (a uuid4's length; os.urandom alone costs a fifth of uuid.uuid4())."""
+    return os.urandom(16).hex().encode()
 
 
 def _audit(scope: Scope, method: str, route: str, status: int, body: bytes) -> None:

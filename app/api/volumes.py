@@ -7,11 +7,12 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Response
 
-from app.api.common import ERRORS, cache_headers
+from app.api.common import ERRORS, cache_headers, lookup_answer
 from app.api.deps import IDEMPOTENT, VolumeKeyDep, VolumesDep
-from app.api.schemas import Volume, VolumeCreate, VolumeList, VolumeRename
-from app.identity import VolumeRecord, VolumeType
+from app.api.schemas import Volume, VolumeCreate, VolumeList, VolumeRename, volume_view
+from app.identity import VolumeKey, VolumeRecord, VolumeType
 from app.specs import CreateSpec, SourceSpec
+from app.volumes import VolumeService
 
 router = APIRouter(prefix="/v1/pools/{pool}/volumes", tags=["volumes"], responses=ERRORS)
 
@@ -58,12 +59,16 @@ async def list_volumes(
     return VolumeList(volumes=[Volume.of(r) for r in records])
 
 
-@router.get("/{type}/{name}")
-async def get_volume(key: VolumeKeyDep, volumes: VolumesDep, response: Response) -> Volume:
+@router.get("/{type}/{name}", response_model=Volume)
+async def get_volume(key: VolumeKeyDep, volumes: VolumesDep) -> Response:
     """Forward lookup: the LINSTOR resource definition of a volume."""
+    return await lookup_volume(volumes, key)
+
+
+async def lookup_volume(volumes: VolumeService, key: VolumeKey) -> Response:
+    """The forward lookup's answer; app/api/hot.py answers most lookups with it before routing."""
     record, info = await volumes.get(key, confirm=False)
-    cache_headers(response, info)
-    return Volume.of(record)
+    return lookup_answer(volume_view(record), info)
 
 
 @router.patch("/{type}/{name}", dependencies=[IDEMPOTENT])
