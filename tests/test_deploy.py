@@ -105,7 +105,7 @@ def test_settings_come_from_the_configmap_and_secrets_from_secrets() -> None:
     assert {"secretRef": {"name": "linstor-names-cache"}} in env_from
 
 
-def test_tokens_and_linstor_certificates_are_mounted_where_the_settings_point() -> None:
+def test_tokens_and_certificates_are_mounted_where_the_settings_point() -> None:
     config = _one("ConfigMap")["data"]
     pod = _one("Deployment")["spec"]["template"]["spec"]
     secret_of = {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
@@ -119,12 +119,22 @@ def test_tokens_and_linstor_certificates_are_mounted_where_the_settings_point() 
 
     for setting in (
         "LINSTOR_NAMES_TOKENS_FILE",
+        "LINSTOR_NAMES_TLS_CERT_FILE",
+        "LINSTOR_NAMES_TLS_KEY_FILE",
         "LS_ROOT_CA_FILE",
         "LS_USER_CERTIFICATE_FILE",
         "LS_USER_KEY_FILE",
     ):
         secret, key = secret_key_at(config[setting])
         assert key in _one("Secret", secret)["stringData"], setting
+
+
+def test_the_probes_speak_https_when_the_service_does() -> None:
+    # a plain-HTTP probe of a TLS port gets no answer: the pods would never become ready
+    https = "LINSTOR_NAMES_TLS_CERT_FILE" in _one("ConfigMap")["data"]
+    container = _container()
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"].get("scheme", "HTTP") == ("HTTPS" if https else "HTTP"), probe
 
 
 def test_the_container_file_runs_as_a_numeric_non_root_user() -> None:
