@@ -240,6 +240,17 @@ def test_the_real_command_serves_https_to_clients_that_trust_its_ca(
             found = api.get(f"/v1/pools/{POOL}/volumes/container/c1")
             assert found.status_code == 200, found.text
             assert found.json()["linstor_name"] == created.json()["linstor_name"]
+        # the command-line client trusts the CA through SSL_CERT_FILE, as httpx reads it (README, TLS)
+        listing = subprocess.run(
+            [EXE, "volume", "list", "--pool", POOL, "--url", url, "--output", "json"],
+            env={**env, "SSL_CERT_FILE": str(pki.ca_cert)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert listing.returncode == 0, listing.stderr
+        assert "c1" in listing.stdout
         # a client that does not trust the test CA (httpx's default: certifi's CAs) refuses the service
         with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
             httpx.get(f"{url}/healthz")
@@ -345,3 +356,6 @@ async def test_without_an_accepted_client_certificate_linstor_is_unavailable_at_
         # operational error of a GET, and app/translate.py answers 503 linstor_unavailable.
         assert_problem(answer, 503, "linstor_unavailable")
         assert time.monotonic() - started < 5  # the retries' backoff, not a timeout
+        ready = await api.get("/readyz")
+        assert ready.status_code == 503, ready.text
+        assert ready.json()["checks"]["linstor"].startswith("unavailable: ")
