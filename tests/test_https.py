@@ -84,6 +84,12 @@ def tls_settings(pki: Pki, cache_dir: Path, **overrides: object) -> Settings:
     return Settings(**(values | overrides))  # type: ignore[arg-type]
 
 
+def command_env(**settings: str) -> dict[str, str]:
+    """The environment of a `linstor-names` subprocess: this one's with `settings`, and no tokens."""
+    tokens = ("LINSTOR_NAMES_TOKENS", "LINSTOR_NAMES_TOKENS_FILE")
+    return {k: v for k, v in os.environ.items() if k not in tokens} | settings
+
+
 # ---- start-up errors: one line, no traceback ----------------------------------------------------------
 
 
@@ -165,14 +171,11 @@ def test_unusable_tls_settings_stop_serve_with_one_line(
 def test_the_real_command_says_a_mismatched_key_in_one_line_without_a_traceback(
     command: str, pki: Pki, tmp_path: Path
 ) -> None:
-    env = {
-        **os.environ,
-        "LINSTOR_NAMES_CACHE_URL": "none",
-        "LINSTOR_NAMES_TLS_CERT_FILE": str(pki.server_cert),
-        "LINSTOR_NAMES_TLS_KEY_FILE": str(pki.client_key),
-    }
-    env.pop("LINSTOR_NAMES_TOKENS", None)
-    env.pop("LINSTOR_NAMES_TOKENS_FILE", None)
+    env = command_env(
+        LINSTOR_NAMES_CACHE_URL="none",
+        LINSTOR_NAMES_TLS_CERT_FILE=str(pki.server_cert),
+        LINSTOR_NAMES_TLS_KEY_FILE=str(pki.client_key),
+    )
     args = [EXE, command, "--port", str(free_port())]
     if command == "dev":
         args += ["--emulator-port", str(free_port())]
@@ -211,15 +214,12 @@ def test_the_real_command_serves_https_to_clients_that_trust_its_ca(
     command: str, emulator: Emulator, pki: Pki, tmp_path: Path
 ) -> None:
     port, emulator_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "LINSTOR_NAMES_CACHE_URL": f"sqlite:///{tmp_path / 'cache.db'}",
-        "LINSTOR_NAMES_TLS_CERT_FILE": str(pki.server_cert),
-        "LINSTOR_NAMES_TLS_KEY_FILE": str(pki.server_key),
-        "LS_CONTROLLERS": emulator.url,
-    }
-    env.pop("LINSTOR_NAMES_TOKENS", None)
-    env.pop("LINSTOR_NAMES_TOKENS_FILE", None)
+    env = command_env(
+        LINSTOR_NAMES_CACHE_URL=f"sqlite:///{tmp_path / 'cache.db'}",
+        LINSTOR_NAMES_TLS_CERT_FILE=str(pki.server_cert),
+        LINSTOR_NAMES_TLS_KEY_FILE=str(pki.server_key),
+        LS_CONTROLLERS=emulator.url,
+    )
     args = [EXE, "--log-format", "text", command, "--port", str(port)]
     linstor_url = emulator.url
     if command == "dev":  # dev brings its own emulator
