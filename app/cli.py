@@ -8,7 +8,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from pydantic import ValidationError
@@ -19,8 +19,6 @@ from app.settings import Settings
 if TYPE_CHECKING:
     from app.cache.store import CacheStore
     from app.cache.sync import SyncResult
-
-GRACEFUL_SHUTDOWN_S = 30
 
 
 def _settings(env_file: str | None) -> Settings:
@@ -83,6 +81,16 @@ def _check_bind(settings: Settings, host: str) -> None:
         print(f"linstor-names: no tokens configured, authentication is off: serving {where}", file=sys.stderr)
 
 
+def _listener(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """The service's uvicorn options, or exit with one line when its TLS files cannot be used."""
+    from app.listener import ListenerError, listener_options
+
+    try:
+        return listener_options(settings, args.log_level)
+    except ListenerError as exc:
+        sys.exit(f"linstor-names: {exc}")
+
+
 def _logging(args: argparse.Namespace, settings: Settings, default: str) -> None:
     """Log in --log-format, else LINSTOR_NAMES_LOG_FORMAT, else `default`; uvicorn's lines included."""
     from app.logs import LogFormat, configure
@@ -95,19 +103,12 @@ def _serve(args: argparse.Namespace) -> None:
 
     settings = _settings(args.env_file)
     _check_bind(settings, args.host)
+    listener = _listener(args, settings)
     _check_port(args.host, args.port)
     app = create_app(settings)
     _logging(args, settings, "json")
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        access_log=False,
-        log_level=args.log_level,
-        log_config=None,
-        # in-flight requests get this long on SIGTERM, inside the 60 s of systemd and Kubernetes
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-    )
+    # uvicorn's start-up line says "running on https://..." when the listener has TLS
+    uvicorn.run(app, host=args.host, port=args.port, **listener)
 
 
 def _emulator(args: argparse.Namespace) -> None:
@@ -138,6 +139,7 @@ def _dev(args: argparse.Namespace) -> None:
 
     settings = _settings(args.env_file)
     _check_bind(settings, args.host)
+    listener = _listener(args, settings)
     _check_port("127.0.0.1", args.emulator_port)
     _check_port(args.host, args.port)
     # the soak and benchmark scripts inject faults through `dev`; the emulator listens on loopback only
@@ -155,20 +157,13 @@ def _dev(args: argparse.Namespace) -> None:
                 log_config=None,
             )
         ),
-        uvicorn.Server(
-            uvicorn.Config(
-                service,
-                host=args.host,
-                port=args.port,
-                access_log=False,
-                log_level=args.log_level,
-                log_config=None,
-            )
-        ),
+        uvicorn.Server(uvicorn.Config(service, host=args.host, port=args.port, **listener)),
     ]
+    scheme = "https" if "ssl_certfile" in listener else "http"
     print(
         f"LINSTOR emulator on http://127.0.0.1:{args.emulator_port}; "
-        f"linstor-names on http://{args.host}:{args.port} (Swagger UI: /docs); cache {settings.cache_url}",
+        f"linstor-names on {scheme}://{args.host}:{args.port} (Swagger UI: /docs); "
+        f"cache {settings.cache_url}",
         file=sys.stderr,
     )
 

@@ -7,7 +7,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Self
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.logs import LogFormat
@@ -119,6 +119,14 @@ class Settings(BaseSettings):
     )
     log_format: LogFormat | None = Field(
         None, description="Log lines as `json` or `text` (default: json for serve, text for dev)."
+    )
+    tls_cert_file: Path | None = Field(
+        None, description="PEM certificate (chain) of the service's own listener: serve and dev answer HTTPS."
+    )
+    tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file; both or neither.")
+    tls_key_password: SecretStr | None = Field(None, description="Password of an encrypted tls_key_file.")
+    tls_client_ca_file: Path | None = Field(
+        None, description="PEM CA(s): clients must then present a certificate signed by one of them (mTLS)."
     )
 
     @model_validator(mode="after")

@@ -11,6 +11,7 @@ import pytest
 
 from app.emulator import EmulatorState, create_emulator_app
 from tests.conformance.spec import SpecValidator
+from tests.linstor.tls import OPENSSL, Pki, make_pki
 from tests.support.deps import skip_or_fail
 from tests.support.postgres import PostgresUnavailable, postgres_server, scratch_database
 from tests.support.server import serve
@@ -57,6 +58,14 @@ def emulator(emulator_server: Emulator, spec_validator: SpecValidator) -> Iterat
     yield emulator_server
     failures = spec_validator.take_failures()
     assert not failures, "emulator answers that do not match LINBIT's spec:\n" + "\n".join(failures)
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A test CA with a server certificate for 127.0.0.1/localhost and a client certificate."""
+    if OPENSSL is None:
+        skip_or_fail("the openssl CLI is needed to make test certificates")
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="session")

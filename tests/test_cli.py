@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import socket
 import sqlite3
 import subprocess
@@ -315,3 +316,22 @@ def test_serve_bounds_the_graceful_shutdown_inside_the_deployments_stop_timeouts
     assert 0 < grace < 60  # TimeoutStopSec=60, terminationGracePeriodSeconds: 60
     unit = (Path(__file__).parents[1] / "deploy" / "linstor-names.service").read_text()
     assert "TimeoutStopSec=60" in unit
+
+
+def _documented_settings() -> set[str]:
+    """The variables the README's settings table names (`LINSTOR_NAMES_A_B` / `_C`: LINSTOR_NAMES_A_C too)."""
+    section = (Path(__file__).parents[1] / "README.md").read_text().split("\n## Configuration\n")[1]
+    names: set[str] = set()
+    for row in section.split("\n## ")[0].splitlines():
+        if row.startswith("| `LINSTOR_NAMES_"):
+            first = re.findall(r"`([A-Z_]+)`", row.split("|")[1])
+            names.add(first[0])
+            for suffix in first[1:]:  # a shorthand replaces as many of the last words as it has
+                names.add("_".join(first[0].split("_")[: -len(suffix.strip("_").split("_"))]) + suffix)
+    return names
+
+
+def test_the_readme_settings_table_names_every_setting() -> None:
+    from app.settings import Settings
+
+    assert _documented_settings() == {f"LINSTOR_NAMES_{name.upper()}" for name in Settings.model_fields}

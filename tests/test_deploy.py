@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -105,7 +106,7 @@ def test_settings_come_from_the_configmap_and_secrets_from_secrets() -> None:
     assert {"secretRef": {"name": "linstor-names-cache"}} in env_from
 
 
-def test_tokens_and_linstor_certificates_are_mounted_where_the_settings_point() -> None:
+def test_tokens_and_certificates_are_mounted_where_the_settings_point() -> None:
     config = _one("ConfigMap")["data"]
     pod = _one("Deployment")["spec"]["template"]["spec"]
     secret_of = {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
@@ -119,12 +120,22 @@ def test_tokens_and_linstor_certificates_are_mounted_where_the_settings_point() 
 
     for setting in (
         "LINSTOR_NAMES_TOKENS_FILE",
+        "LINSTOR_NAMES_TLS_CERT_FILE",
+        "LINSTOR_NAMES_TLS_KEY_FILE",
         "LS_ROOT_CA_FILE",
         "LS_USER_CERTIFICATE_FILE",
         "LS_USER_KEY_FILE",
     ):
         secret, key = secret_key_at(config[setting])
         assert key in _one("Secret", secret)["stringData"], setting
+
+
+def test_the_probes_speak_https_when_the_service_does() -> None:
+    # a plain-HTTP probe of a TLS port gets no answer: the pods would never become ready
+    https = "LINSTOR_NAMES_TLS_CERT_FILE" in _one("ConfigMap")["data"]
+    container = _container()
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"].get("scheme", "HTTP") == ("HTTPS" if https else "HTTP"), probe
 
 
 def test_the_container_file_runs_as_a_numeric_non_root_user() -> None:
@@ -183,11 +194,12 @@ def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
             test_the_systemd_unit_is_sandboxed()
             return
         pytest.skip("systemd-analyze is not installed (Debian: systemd)")
-    # verify checks that ExecStart exists: point it at an executable this machine has
+    # verify checks that ExecStart exists: point it at an executable this machine has; the directives the
+    # unit offers commented out (#LoadCredential=... for HTTPS) are verified too
+    true = shutil.which("true") or "/bin/true"
+    text = UNIT.read_text().replace("/opt/linstor-names/bin/linstor-names", true)
     unit = tmp_path / UNIT.name
-    unit.write_text(
-        UNIT.read_text().replace("/opt/linstor-names/bin/linstor-names", shutil.which("true") or "/bin/true")
-    )
+    unit.write_text(re.sub(r"(?m)^#(?=[A-Z][A-Za-z]+=)", "", text))
     result = subprocess.run(
         [str(analyze), "verify", "--man=no", str(unit)],
         capture_output=True,

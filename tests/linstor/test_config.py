@@ -15,8 +15,7 @@ import pytest
 
 from app.linstor import LinstorClient, LinstorUnavailable
 from app.linstor.config import ConnectionConfig, ConnectionConfigError, parse_controller
-from tests.linstor.tls import OPENSSL, Pki, make_pki, serve_https
-from tests.support.deps import skip_or_fail
+from tests.linstor.tls import Pki, serve_https
 
 # ---- LS_CONTROLLERS ----------------------------------------------------------------------------------
 
@@ -141,14 +140,6 @@ async def test_auth_headers_are_sent(config: ConnectionConfig, header: str | Non
 
 
 # ---- TLS material ------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    """A CA with a server certificate for 127.0.0.1 and a client certificate."""
-    if OPENSSL is None:
-        skip_or_fail("the openssl CLI is needed to make test certificates")
-    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 def test_no_tls_means_plain_http_and_no_context() -> None:

@@ -75,10 +75,10 @@ async def version_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 @contextmanager
-def serve_https(pki: Pki, *, require_client_cert: bool = False) -> Iterator[str]:
-    """Run `version_app` under uvicorn with TLS on 127.0.0.1; yields its https base URL."""
+def serve_https(pki: Pki, *, require_client_cert: bool = False, app: Any = version_app) -> Iterator[str]:
+    """Run `app` (default `version_app`) under uvicorn with TLS on 127.0.0.1; yields its https base URL."""
     with serve(
-        version_app,
+        app,
         log_level="critical",
         lifespan="off",
         ssl_certfile=str(pki.server_cert),
