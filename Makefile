@@ -56,6 +56,13 @@ SOAK_SECONDS ?= 120
 soak: venv
 	$(BIN)/python -m tests.benchmarks.soak --clients 32 --duration $(SOAK_SECONDS)
 
+## Every performance figure of the README, one table (a few minutes; needs wrk): see "Performance" in the README.
+BENCH_SIZES ?= 10000 100000
+BENCH_SECONDS ?= 2
+BENCH_ROUNDS ?= 3
+bench: venv
+	$(BIN)/python -m tests.benchmarks.bench --sizes $(BENCH_SIZES) --seconds $(BENCH_SECONDS) --rounds $(BENCH_ROUNDS)
+
 ## Regenerate the committed OpenAPI document.
 openapi: venv
 	$(BIN)/linstor-names openapi > openapi.json

@@ -1,0 +1,394 @@
+"""`make bench`: every performance figure of the README in one run, on 127.0.0.1, bounded in time.
+
+One table, in this order:
+- lookups: the bare-route ceiling (tests/benchmarks/bare.py), then forward and reverse lookups in each cache
+  mode (trust, verify, off) at each size, and the lookup Incus makes (one props-filtered list of LINSTOR);
+  wrk -t1, each cell a fixed time, every cell of a round before the next round, medians of the rounds;
+  ratios are of the medians, against the bare route at the same concurrency;
+- mutations: the LINSTOR calls of create, rename, snapshot and delete (beside Incus's), and the service's own
+  time per operation: the operation through the service, minus the same LINSTOR requests replayed straight to
+  the emulator by this process, interleaved, medians of the rounds;
+- the LINSTOR client at 1, 16 and 64 concurrent calls, against plain aiohttp (bench_client.py);
+- memory and full syncs at the largest size (tests/benchmarks/bench_sync.py).
+
+Every process is started and ended here: the emulator (`linstor-names emulator`), the services
+(`linstor-names serve`, default log level: one JSON line per request, to /dev/null), the bare route (uvicorn).
+
+Run: make bench [BENCH_SIZES="10000 100000"] [BENCH_SECONDS=2] [BENCH_ROUNDS=3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+
+from app.emulator import EmulatorState
+from app.emulator.rg_ops import create_rg
+from app.linstor.transport import endpoint_template
+from app.transcripts.format import Exchange, read_transcript
+from tests.benchmarks.bench_cache import POOL, fill, wait_http, wrk
+from tests.support.server import free_port
+
+Stats = tuple[float, float, float, int]  # requests/s, p50 ms, p99 ms, non-2xx
+# LINSTOR REST calls the Incus driver makes per operation (shared/reference/incus-linstor-driver.md): create
+# §5.1 spawn, props PUT, ExactSize PUT, autoplace (+3 to mount a filesystem: lookup, make-available, volumes);
+# rename §4.1 lookup + PUT; snapshot §5.2 lookup + POST + PUT; delete §6.1 lookup (HasVolume), lookup, DELETE
+INCUS_CALLS = {"create": "4", "rename": "2", "snapshot": "3", "delete": "3"}
+
+
+@dataclass
+class Row:
+    """One line of the table."""
+
+    area: str
+    measurement: str
+    result: str
+    versus: str = ""
+
+
+# ---- processes -----------------------------------------------------------------------------------------
+
+
+def _exe(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
+
+
+@contextmanager
+def process(args: list[str], env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """A child process, its output discarded, ended (by its PID) when the block ends."""
+    proc = subprocess.Popen(
+        args, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def emulator(state_file: Path) -> Iterator[str]:
+    """`linstor-names emulator` on a free port, loaded from `state_file`; its URL once it answers."""
+    port = free_port()
+    args = [_exe("linstor-names"), "--log-level", "warning", "emulator", "--port", str(port)]
+    with process([*args, "--state-file", str(state_file)]):
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/v1/controller/version", timeout=600)
+        yield url
+
+
+@contextmanager
+def service(linstor: str, cache: str, mode: str) -> Iterator[str]:
+    """`linstor-names serve` at its default log level in cache `mode`; its URL once ready and synced."""
+    port = free_port()
+    env = {
+        "LS_CONTROLLERS": linstor,
+        "LINSTOR_NAMES_CACHE_URL": cache if mode != "off" else "none",
+        "LINSTOR_NAMES_CACHE_MODE": mode,
+        "LINSTOR_NAMES_CACHE_RESYNC_INTERVAL": "3600",
+    }
+    with process([_exe("linstor-names"), "serve", "--port", str(port)], env):
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/readyz", timeout=600)
+        if mode != "off":
+            deadline = time.monotonic() + 600
+            while httpx.get(f"{url}/v1/cache", timeout=60).json()["last_sync"] is None:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the service's first cache sync did not end")
+                time.sleep(0.1)
+        yield url
+
+
+@contextmanager
+def bare_route() -> Iterator[str]:
+    """The ceiling: tests/benchmarks/bare.py under uvicorn, as `serve` runs the service."""
+    port = free_port()
+    args = [_exe("uvicorn"), "tests.benchmarks.bare:app", "--port", str(port), "--no-access-log"]
+    with process([*args, "--log-level", "warning"]):
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/bare/x")
+        yield url
+
+
+# ---- lookups -------------------------------------------------------------------------------------------
+
+
+def measure(base: str, paths: list[str], seconds: float, connections: int, work: Path) -> Stats:
+    """wrk for `seconds`, unless a request alone takes over a tenth of that (a scan of 100k RDs without a
+    cache): then 3 requests one after the other (median, max), never a queue of them left in the service."""
+    times = []
+    with httpx.Client(base_url=base, timeout=600) as client:
+        for path in paths[:3]:
+            t0 = time.perf_counter()
+            status = client.get(path).status_code
+            times.append(time.perf_counter() - t0)
+    times.sort()
+    if times[1] <= seconds / 10:
+        return wrk(base, paths, seconds, connections, work)
+    return 1 / times[1], times[1] * 1000, times[-1] * 1000, 0 if status < 300 else 1
+
+
+def _median(samples: list[Stats]) -> Stats:
+    return (
+        statistics.median(s[0] for s in samples),
+        statistics.median(s[1] for s in samples),
+        statistics.median(s[2] for s in samples),
+        sum(s[3] for s in samples),
+    )
+
+
+def _cell(stats: Stats) -> str:
+    bad = f" ({stats[3]} non-2xx!)" if stats[3] else ""
+    return f"{stats[0]:,.0f} req/s · p50 {stats[1]:.2f} ms · p99 {stats[2]:.2f} ms{bad}"
+
+
+def lookups(size: int, seconds: float, rounds: int, work: Path) -> list[Row]:
+    """Lookup cells at one size, `rounds` interleaved rounds; rows of medians."""
+    state = EmulatorState()
+    volumes = fill(state, size)
+    state_file = work / f"state-{size}.json"
+    state.save(state_file)
+    del state
+    sample = random.Random(size).sample(volumes, min(2000, size))
+    forward = [f"/v1/pools/{POOL}/volumes/container/{v.name}?project={v.project}" for v in sample]
+    reverse = [f"/v1/resolve/{v.rd}" for v in sample]
+    bare = [f"/bare/{v.name}" for v in sample]
+    incus = [  # golinstor's GetAll with two props filters (incus-linstor-driver.md §3.1)
+        "/v1/resource-definitions?"
+        + urlencode(
+            [
+                ("props", f"Aux/Incus/name=incus-volume-{v.project}_{v.name}"),
+                ("props", "Aux/Incus/type=containers"),
+            ]
+        )
+        for v in sample
+    ]
+    cells: list[tuple[str, str, list[str], int]] = []  # (label, base URL, paths, connections)
+    with ExitStack() as stack:
+        linstor = stack.enter_context(emulator(state_file))
+        ceiling = stack.enter_context(bare_route())
+        services = {
+            mode: stack.enter_context(service(linstor, f"sqlite:///{work}/cache-{size}-{mode}.db", mode))
+            for mode in ("trust", "verify", "off")
+        }
+        for c in (8, 32):
+            cells.append((f"bare route c{c}", ceiling, bare, c))
+            for op, paths in (("forward", forward), ("reverse", reverse)):
+                cells.append((f"trust {op} c{c}", services["trust"], paths, c))
+        for mode in ("verify", "off"):
+            for op, paths in (("forward", forward), ("reverse", reverse)):
+                cells.append((f"{mode} {op} c8", services[mode], paths, 8))
+        cells.append(("Incus lookup (props filter, to LINSTOR) c8", linstor, incus, 8))
+        results: dict[str, list[Stats]] = {label: [] for label, *_ in cells}
+        for _ in range(rounds):
+            for label, base, paths, connections in cells:
+                results[label].append(measure(base, paths, seconds, connections, work))
+    medians = {label: _median(samples) for label, samples in results.items()}
+    rows = []
+    for label, stats in medians.items():
+        versus = ""
+        conc = label.rsplit(" ", 1)[1]
+        ceiling_stats = (
+            medians[f"bare route {conc}"] if f"bare route {conc}" in medians else medians["bare route c8"]
+        )
+        if not label.startswith("bare"):
+            versus = (
+                f"{stats[0] / ceiling_stats[0]:.2f}x the bare route's req/s, "
+                f"p99 {stats[2] / ceiling_stats[2]:.2f}x"
+            )
+        rows.append(Row("lookups", f"{label}, {size:,} volumes", _cell(stats), versus))
+    return rows
+
+
+# ---- mutations -----------------------------------------------------------------------------------------
+
+OPERATIONS = ("create", "rename", "snapshot", "delete")
+
+
+@dataclass
+class Names:
+    """The names one create-rename-snapshot-delete cycle uses."""
+
+    volume: str
+    renamed: str
+    snapshot: str
+
+
+def _cycle(
+    client: httpx.Client, names: Names, after: Callable[[str], None] | None = None
+) -> dict[str, tuple[float, str]]:
+    """Create, rename, snapshot and delete a volume through the service: (seconds, the answer's LINSTOR name)
+    per operation; `after(op)` is called when each has answered."""
+    volumes = f"/v1/pools/{POOL}/volumes"
+    requests = {
+        "create": ("POST", volumes, {"name": names.volume, "type": "custom", "size": "1GiB"}),
+        "rename": ("PATCH", f"{volumes}/custom/{names.volume}", {"name": names.renamed}),
+        "snapshot": ("POST", f"{volumes}/custom/{names.renamed}/snapshots", {"name": names.snapshot}),
+        "delete": ("DELETE", f"{volumes}/custom/{names.renamed}", None),
+    }
+    out: dict[str, tuple[float, str]] = {}
+    for op in OPERATIONS:
+        method, path, body = requests[op]
+        t0 = time.perf_counter()
+        response = client.request(method, path, json=body)
+        seconds = time.perf_counter() - t0
+        if response.status_code >= 300:
+            raise RuntimeError(f"{op}: {response.status_code} {response.text}")
+        out[op] = (seconds, response.json().get("linstor_name", "") if response.content else "")
+        if after is not None:
+            after(op)
+    return out
+
+
+Request = tuple[str, str, list[tuple[str, str | int | float | bool | None]], bytes]
+
+
+def _substitute(exchange: Exchange, names: dict[str, str]) -> Request:
+    """A recorded request with the calibration cycle's names replaced by another cycle's."""
+
+    def sub(text: str) -> str:
+        for old, new in names.items():
+            text = text.replace(old, new)
+        return text
+
+    query: list[tuple[str, str | int | float | bool | None]] = [(sub(k), sub(v)) for k, v in exchange.query]
+    return exchange.method, sub(exchange.path), query, sub(exchange.body).encode()
+
+
+def _replay(client: httpx.Client, requests: list[Request]) -> float:
+    t0 = time.perf_counter()
+    for method, path, query, body in requests:
+        headers = {"content-type": "application/json"} if body else {}
+        response = client.request(method, path, params=query, content=body or None, headers=headers)
+        if response.status_code >= 500:
+            raise RuntimeError(f"replay {method} {path}: {response.status_code} {response.text}")
+    return time.perf_counter() - t0
+
+
+def mutations(rounds: int, work: Path) -> list[Row]:
+    """LINSTOR calls per operation, and the service's own time per operation (medians of `rounds`)."""
+    state = EmulatorState()
+    create_rg(state, {"name": POOL, "select_filter": {"place_count": 2}})
+    state_file = work / "state-mutations.json"
+    state.save(state_file)
+    transcript = work / "mutations.jsonl"
+    with ExitStack() as stack:
+        linstor = stack.enter_context(emulator(state_file))
+        # calibration: the same service behind the recording proxy, to learn each operation's LINSTOR requests
+        proxy_port = free_port()
+        record = [_exe("linstor-names"), "--log-level", "warning", "record", "--upstream", linstor]
+        stack.enter_context(process([*record, "--out", str(transcript), "--port", str(proxy_port)]))
+        wait_http(f"http://127.0.0.1:{proxy_port}/v1/controller/version")
+        recorded_via = stack.enter_context(
+            service(f"http://127.0.0.1:{proxy_port}", f"sqlite:///{work}/cache-record.db", "verify")
+        )
+        direct = stack.enter_context(service(linstor, f"sqlite:///{work}/cache-direct.db", "verify"))
+        with httpx.Client(base_url=recorded_via, timeout=60) as client:
+            _cycle(client, Names("warmup", "warmup2", "s0"))  # first-use calls (pool lookups) stay out
+            start = len(read_transcript(transcript))
+            calibration = Names("calibvol", "calibren", "calibsnap")
+            # the proxy writes (and flushes) each exchange before it answers: the file's length marks each op
+            marks: list[int] = []
+            calibrated = _cycle(
+                client, calibration, lambda _op: marks.append(len(read_transcript(transcript)))
+            )
+        linstor_names = {op: name for op, (_, name) in calibrated.items()}
+        exchanges = read_transcript(transcript)
+        per_op = {op: exchanges[a:b] for op, a, b in zip(OPERATIONS, [start, *marks], marks, strict=False)}
+        service_s: dict[str, list[float]] = {op: [] for op in OPERATIONS}
+        replay_s: dict[str, list[float]] = {op: [] for op in OPERATIONS}
+        with (
+            httpx.Client(base_url=direct, timeout=60) as to_service,
+            httpx.Client(base_url=linstor, timeout=60) as raw,
+        ):
+            _cycle(to_service, Names("warmupd", "warmupd2", "s0"))
+            for k in range(rounds):
+                timed = _cycle(to_service, Names(f"svc{k}vol", f"svc{k}ren", f"svc{k}snap"))
+                for op in OPERATIONS:
+                    service_s[op].append(timed[op][0])
+                fresh = {
+                    linstor_names["create"]: f"incus-volume-{random.getrandbits(128):032x}",
+                    linstor_names["snapshot"]: f"incus-volume-{random.getrandbits(128):032x}",
+                    calibration.volume: f"rpl{k}vol",
+                    calibration.renamed: f"rpl{k}ren",
+                    calibration.snapshot: f"rpl{k}snap",
+                }
+                for op in OPERATIONS:
+                    replay_s[op].append(_replay(raw, [_substitute(e, fresh) for e in per_op[op]]))
+    rows = []
+    for op in OPERATIONS:
+        calls = Counter(f"{e.method} {endpoint_template(e.path)}" for e in per_op[op])
+        named = ", ".join(f"{n}x {call}" if n > 1 else call for call, n in calls.items())
+        rows.append(
+            Row(
+                "mutations",
+                f"{op}: LINSTOR calls",
+                f"{len(per_op[op])} ({named})",
+                f"Incus: {INCUS_CALLS[op]}",
+            )
+        )
+    for op in OPERATIONS:
+        svc, rpl = statistics.median(service_s[op]) * 1000, statistics.median(replay_s[op]) * 1000
+        rows.append(
+            Row(
+                "mutations",
+                f"{op}: service's own time",
+                f"{svc - rpl:.2f} ms (through the service {svc:.2f} ms; "
+                f"its LINSTOR calls replayed {rpl:.2f} ms)",
+                "target < 2 ms",
+            )
+        )
+    return rows
+
+
+# ---- the table -----------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    """Run every part and print one table."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--seconds", type=float, default=2.0, help="seconds per wrk cell")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians)")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("make bench needs wrk (Debian: apt-get install wrk)")
+    started = time.monotonic()
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="linstor-names-bench-") as tmp:
+        work = Path(tmp)
+        for size in args.sizes:
+            rows += lookups(size, args.seconds, args.rounds, work)
+        rows += mutations(max(args.rounds, 5), work)
+    print(
+        f"make bench, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, 127.0.0.1; "
+        f"wrk -t1 {args.seconds:g} s per cell, {args.rounds} interleaved rounds, medians; "
+        f"{time.monotonic() - started:.0f} s in all"
+    )
+    print("| area | measurement | result | versus |")
+    print("|---|---|---|---|")
+    for row in rows:
+        print(f"| {row.area} | {row.measurement} | {row.result} | {row.versus} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""`make bench` runs end to end at a small size: not a timed test (no figure is checked), a smoke test that
+the benchmark anyone reruns for the README still works."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+from tests.benchmarks.bench import OPERATIONS
+from tests.support.deps import skip_or_fail
+
+
+def test_make_bench_runs_end_to_end_at_a_small_size() -> None:
+    if shutil.which("wrk") is None:
+        skip_or_fail("make bench needs wrk (.ci/run installs it: apt-get install wrk)")
+    args = ["--sizes", "1000", "--seconds", "1", "--rounds", "1"]
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.benchmarks.bench", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    measurements = {line.split(" | ")[1] for line in table[1:]}
+    for mode in ("trust", "verify", "off"):
+        for op in ("forward", "reverse"):
+            assert f"{mode} {op} c8, 1,000 volumes" in measurements
+    assert "bare route c32, 1,000 volumes" in measurements
+    assert "Incus lookup (props filter, to LINSTOR) c8, 1,000 volumes" in measurements
+    for op in OPERATIONS:
+        assert f"{op}: LINSTOR calls" in measurements
+        assert f"{op}: service's own time" in measurements
+    assert "non-2xx" not in done.stdout  # every lookup of the sample answered 200
