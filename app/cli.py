@@ -386,7 +386,8 @@ def main(argv: list[str] | None = None) -> None:
     dev.set_defaults(func=_dev)
 
     cache = sub.add_parser("cache", help="manage the lookup cache")
-    cache.add_argument("cache_command", choices=["migrate", "rebuild"])
+    # status always asks a running service, and rebuild does with --url (app/client_cli.py adds the options)
+    cache.add_argument("cache_command", choices=["migrate", "rebuild", "status"])
     cache.set_defaults(func=_cache)
 
     repair = sub.add_parser("repair", help="report (and with --apply, repair) orphans once, then exit")

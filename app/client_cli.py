@@ -346,12 +346,9 @@ def _env_url() -> str:
 
 
 def _extend_cache(subparsers: Any) -> None:
-    """`cache migrate|rebuild` already work on the local cache; add `status` (always over HTTP) and make
-    `rebuild --url` ask the running service instead. Without `--url` a rebuild stays local, as before."""
+    """`cache migrate|rebuild` work on the local cache; `status` always asks a running service, and so does
+    `rebuild --url`. Without `--url` a rebuild stays local, as before."""
     cache: argparse.ArgumentParser = subparsers.choices["cache"]
-    for action in cache._actions:  # argparse has no public way to extend a positional's choices
-        if action.dest == "cache_command" and action.choices is not None:
-            action.choices = [*action.choices, "status"]
     _add_connection(cache, None)
     local = cache.get_default("func")
 
