@@ -17,6 +17,7 @@ from app.api import cache, docs, errors, health, orphans, pools, resolve, snapsh
 from app.api.auth import Authenticate, document_security
 from app.api.common import problem_json_only
 from app.api.idempotency import Idempotency
+from app.api.inputs import document_inputs
 from app.api.limits import BodyLimit
 from app.api.observe import install as install_observability
 from app.auth_tokens import configured_tokens
@@ -117,5 +118,6 @@ def create_app(
         app.include_router(router)
     docs.install(app)
     problem_json_only(app)
+    document_inputs(app)
     document_security(app)
     return app
