@@ -16,6 +16,7 @@ from app import __version__
 from app.api import cache, docs, errors, health, orphans, pools, resolve, snapshots, volumes
 from app.api.auth import Authenticate, document_security
 from app.api.common import problem_json_only
+from app.api.examples import document_examples
 from app.api.idempotency import Idempotency
 from app.api.inputs import document_inputs
 from app.api.limits import BodyLimit
@@ -120,4 +121,5 @@ def create_app(
     problem_json_only(app)
     document_inputs(app)
     document_security(app)
+    document_examples(app)
     return app
