@@ -66,3 +66,12 @@ async def test_a_destructive_flag_is_strictly_a_json_boolean(
     assert problem["errors"] == [
         {"loc": ["body", field], "msg": "Input should be a valid boolean", "type": "bool_type"}
     ]
+
+
+async def test_a_size_with_a_zero_fraction_is_a_whole_number_of_bytes(api: httpx.AsyncClient) -> None:
+    """JSON Schema's integer takes 4194304.0 (schemathesis sent 870.0), so the service does; 1.5 is none."""
+    created = await api.post(VOLUMES, json={"name": "c1", "type": "container", "size": 4194304.0})
+    assert created.status_code == 201, created.text
+    assert created.json()["volumes"] == [{"number": 0, "size_bytes": 4194304}]
+    refused = await api.post(VOLUMES, json={"name": "c2", "type": "container", "size": 1.5})
+    assert_problem(refused, 422, "invalid_size")
