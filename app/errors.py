@@ -1,6 +1,7 @@
 """The service's error tree; one handler (app/api/errors.py) turns it into RFC 9457 problem+json.
 
 ServiceError                    status  code (stable, documented in the README)
+ ├── MalformedBody                400   malformed_json (the body is not UTF-8 JSON text; app/api/errors.py)
  ├── InvalidInput                 422   invalid_name, invalid_project, invalid_size, invalid_content_type, ...
  ├── NotFound                     404   volume_not_found, pool_not_found, snapshot_not_found, ...
  ├── Conflict                     409   volume_exists, snapshot_exists, ambiguous_volume, linstor_refused, ...
@@ -29,6 +30,13 @@ class ServiceError(Exception):
     def answers(cls) -> dict[int, str]:
         """The statuses (and their titles) errors of this class are answered with."""
         return {cls.status: cls.title}
+
+
+class MalformedBody(ServiceError):
+    """The request body cannot be read as JSON at all (not UTF-8, or not JSON syntax)."""
+
+    status = 400
+    title = "Malformed request body"
 
 
 class InvalidInput(ServiceError):

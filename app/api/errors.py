@@ -11,14 +11,16 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 
-from app.errors import ServiceError
+from app.errors import MalformedBody, ServiceError
 from app.linstor.errors import LinstorError
 from app.translate import linstor_errors
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 415: "unsupported_media_type"}
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")  # what a 405's Allow may name
 
 
 def problem(
@@ -45,6 +47,12 @@ async def service_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    for error in exc.errors():
+        if error.get("type") == "json_invalid":  # FastAPI's: the body is not JSON, nothing was validated
+            position = error.get("loc", ("body", "?"))[-1]
+            reason = error.get("ctx", {}).get("error", "JSON decode error")
+            detail = f"the request body is not valid JSON: {reason} at character {position}"
+            return await service_error(request, MalformedBody("malformed_json", detail))
     errors = [
         {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
         for e in exc.errors()
@@ -55,11 +63,30 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.__cause__ is not None:
+        # FastAPI's answer to a body it could not decode before parsing JSON (not UTF-8 text)
+        detail = f"the request body is not UTF-8 JSON text: {exc.__cause__}"
+        return await service_error(request, MalformedBody("malformed_json", detail))
     code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     response = problem(request, exc.status_code, code, str(exc.detail), None)
     if exc.headers:
         response.headers.update(exc.headers)
+    if exc.status_code == 405:
+        response.headers["Allow"] = _allowed(request) or response.headers.get("Allow", "")
     return response
+
+
+def _allowed(request: Request) -> str:
+    """Every method the path takes: Starlette's 405 names only the first route's (RFC 9110 §10.2.1 wants all).
+
+    Each method is asked of the router as a request would be (FastAPI nests included routers); mounts (the
+    static docs) match any method and say nothing about it."""
+    routes = [route for route in request.app.router.routes if not isinstance(route, Mount)]
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    )
 
 
 async def _linstor_error(request: Request, exc: Exception) -> JSONResponse:

@@ -38,6 +38,7 @@ from app.api.errors import PROBLEM, problem
 from app.cache.queries import KeyClaim, StoredAnswer
 from app.cache.store import CacheStore
 from app.errors import Conflict, InvalidInput, ServiceError
+from app.naming import whole
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,9 +56,14 @@ IN_FLIGHT_RETRY_AFTER = 1
 NOT_RUN_CODES = frozenset({"operation_in_progress"})
 
 # RFC 8941 sf-string: printable ASCII in double quotes, with \" and \\ escapes; leniently, a bare token too
-_SF_STRING = re.compile(r'"((?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])*)"')
-_BARE = re.compile(r"[\x21\x23-\x7e]+")  # no quote: `"abc` is a broken sf-string, not a token
+_SF_CHAR = r'[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\]'
+_BARE_CHAR = r"[\x21\x23-\x7e]"  # no quote: `"abc` is a broken sf-string, not a token
+_SF_STRING = re.compile(f'"((?:{_SF_CHAR})*)"')
 _ESCAPE = re.compile(r'\\(["\\])')
+# the rule: 1 to MAX_KEY_LENGTH characters, counted after unescaping (the OpenAPI document states it)
+KEY_RE = whole(
+    f'"(?:{_SF_CHAR}){{1,{MAX_KEY_LENGTH}}}"|{_BARE_CHAR}{{1,{MAX_KEY_LENGTH}}}', 1, 2 + 2 * MAX_KEY_LENGTH
+)
 
 
 class Idempotency:
@@ -179,15 +185,14 @@ class _Capture:
 def parse_key(fields: list[bytes]) -> str:
     """The key of the Idempotency-Key field: an sf-string (RFC 8941) or a bare token; 422 when malformed."""
     text = fields[0].decode("latin-1").strip() if len(fields) == 1 else ""
-    quoted = _SF_STRING.fullmatch(text)
-    key = _ESCAPE.sub(r"\1", quoted.group(1)) if quoted else text if _BARE.fullmatch(text) else ""
-    if not key or len(key) > MAX_KEY_LENGTH:
+    if not KEY_RE.fullmatch(text):
         raise InvalidInput(
             "invalid_idempotency_key",
             f"Send one Idempotency-Key of 1 to {MAX_KEY_LENGTH} printable ASCII characters, "
             'as a quoted string ("…") or a bare token',
         )
-    return key
+    quoted = _SF_STRING.fullmatch(text)
+    return _ESCAPE.sub(r"\1", quoted.group(1)) if quoted else text
 
 
 def fingerprint_of(scope: Scope, body: bytes) -> str:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.common import ERRORS
 from app.api.deps import IDEMPOTENT, ServicesDep
+from app.api.schemas import DestructiveFlag
 from app.identity import VolumeType
 from app.repair import Orphan, OrphanKind, Outcome, RepairAction, RepairReport
 
@@ -77,7 +78,7 @@ class RepairRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    apply: bool = False
+    apply: DestructiveFlag = Field(False, description="Act on what is found. Strictly `true` or `false`.")
 
 
 @router.get("/v1/pools/{pool}/orphans")

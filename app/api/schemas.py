@@ -13,17 +13,20 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ByteSize, Confi
 from app.errors import InvalidInput
 from app.identity import ContentType, SnapshotInfo, VolumeRecord, VolumeType
 from app.identity import Pool as DomainPool
-from app.naming import MAX_PROP_VALUE, MAX_SNAPSHOT_NAME, MAX_VOLUME_BYTES, validate_description
+from app.naming import MAX_VOLUME_BYTES, validate_description, whole
 
 _forbid = ConfigDict(extra="forbid")
 
-# A number (sign allowed, so that "-5" is refused as negative rather than as unreadable) and a unit
-_SIZE_RE = re.compile(r"\s*([-+]?)(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]*)\s*")
+# A number and a unit (any of pydantic's ByteSize, in any case); the sign is read, so that "-5" is refused as
+# negative rather than as unreadable, and documented as refused (SIZE_STRING_RE)
+_NUMBER = r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+"
+_SIZE_RE = re.compile(rf"\s*([-+]?)({_NUMBER})\s*([A-Za-z]*)\s*")
+_ANY_CASE_UNIT = "|".join(
+    "".join(f"[{c.lower()}{c.upper()}]" for c in unit) for unit in sorted(ByteSize.byte_sizes, key=len)[::-1]
+)
+MAX_SIZE_STRING = 64
+SIZE_STRING_RE = whole(rf"\s*\+?(?:{_NUMBER})\s*(?:{_ANY_CASE_UNIT})?\s*", 1, MAX_SIZE_STRING)
 _UNITS = "B, kB, MB, GB, TB, PB, EB, KiB, MiB, GiB, TiB, PiB or EiB"
-# What the domain's rules say, for clients (app/naming.py enforces them; tests/domain/test_validation.py
-# checks that these patterns agree with it)
-NO_CONTROL_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
-SNAPSHOT_NAME_PATTERN = "^[!-)+\\-.0-<>-\\[\\]-~]+$"
 
 
 def _size_bytes(value: object) -> object:
@@ -32,13 +35,17 @@ def _size_bytes(value: object) -> object:
     # that a size has one code whatever is wrong; the range is the domain's (app/builds.py, round_size_kib)
     if isinstance(value, int) and not isinstance(value, bool):
         return value
+    if isinstance(value, float) and value.is_integer():  # JSON's 870.0 is the integer 870 (JSON Schema too)
+        return int(value)
     if not isinstance(value, str):
         raise InvalidInput(
             "invalid_size", f"size must be a whole number of bytes or a string, not {value!r:.64}"
         )
     # no size needs more; and reading thousands of digits costs the event loop a tenth of a second
-    if len(value) > 64:
-        raise InvalidInput("invalid_size", f"size {value[:64]!r}... is longer than any size (64 characters)")
+    if len(value) > MAX_SIZE_STRING:
+        raise InvalidInput(
+            "invalid_size", f"size {value[:64]!r}... is longer than any size ({MAX_SIZE_STRING} characters)"
+        )
     match = _SIZE_RE.fullmatch(value)
     if match is None:
         raise InvalidInput(
@@ -65,16 +72,19 @@ Size = Annotated[
         {
             "anyOf": [
                 {"type": "integer", "minimum": 1, "maximum": MAX_VOLUME_BYTES},
-                {"type": "string", "examples": ["10GiB", "500MB"]},
+                {
+                    "type": "string",
+                    "minLength": SIZE_STRING_RE.low,
+                    "maxLength": SIZE_STRING_RE.high,
+                    "pattern": SIZE_STRING_RE.pattern,
+                    "examples": ["10GiB", "500MB"],
+                },
             ]
         }
     ),
 ]
-Description = Annotated[
-    str,
-    AfterValidator(_description),
-    WithJsonSchema({"type": "string", "maxLength": MAX_PROP_VALUE, "pattern": NO_CONTROL_PATTERN}),
-]
+# the rule's schema is a component (app/api/inputs.py)
+Description = Annotated[str, AfterValidator(_description)]
 
 
 class VolumeSource(BaseModel):
@@ -231,15 +241,9 @@ class Problem(BaseModel):
     instance: str | None = None
 
 
-# Documented here, enforced by the domain (naming.validate_snapshot_name) with its own code, invalid_name
-SnapshotName = Annotated[
-    str,
-    Field(
-        description="Printable ASCII without spaces, `/`, `\\`, `*`, `=` or `,`; not `.` or `..`: it becomes "
-        "part of a LINSTOR property key.",
-        json_schema_extra={"maxLength": MAX_SNAPSHOT_NAME, "pattern": SNAPSHOT_NAME_PATTERN},
-    ),
-]
+# Enforced by the domain (naming.validate_snapshot_name) with its own code, invalid_name; documented as the
+# component SnapshotName (app/api/inputs.py)
+SnapshotName = str
 
 
 class SnapshotCreate(BaseModel):
@@ -256,13 +260,18 @@ class SnapshotRename(BaseModel):
     name: SnapshotName
 
 
+# A flag that destroys data: JSON's true or false only, never 0, 1 or "yes" coerced (422 invalid_request)
+DestructiveFlag = Annotated[bool, Field(strict=True)]
+
+
 class SnapshotRestore(BaseModel):
     """POST …/snapshots/{snapshot}/restore."""
 
     model_config = _forbid
-    delete_newer_snapshots: bool = Field(
+    delete_newer_snapshots: DestructiveFlag = Field(
         False,
-        description="Delete the snapshots newer than this one first (LINSTOR only restores the latest).",
+        description="Delete the snapshots newer than this one first (LINSTOR only restores the latest). "
+        "Strictly `true` or `false`.",
     )
 
 

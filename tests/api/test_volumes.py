@@ -140,13 +140,6 @@ async def test_invalid_create_requests_never_reach_linstor(
     assert await linstor.list_resource_definitions() == []
 
 
-async def test_malformed_json_is_a_problem_not_a_500(api: httpx.AsyncClient) -> None:
-    response = await api.post(
-        f"/v1/pools/{POOL}/volumes", content=b"{not json", headers={"content-type": "application/json"}
-    )
-    assert_problem(response, 422, "invalid_request")
-
-
 async def test_unknown_pool_is_404_and_invalid_pool_is_422(api: httpx.AsyncClient) -> None:
     response = await api.post(
         "/v1/pools/nopool/volumes", json={"name": "c1", "type": "container", "size": 1 << 30}

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-import re
+import sys
+import unicodedata
 from collections.abc import Callable
 
+import jsonschema  # type: ignore[import-untyped]  # no stubs installed; only Draft202012Validator is used
+import pydantic
 import pytest
 
-from app.api.schemas import NO_CONTROL_PATTERN, SNAPSHOT_NAME_PATTERN
+from app.api.idempotency import parse_key
+from app.api.inputs import input_schemas
+from app.api.schemas import SIZE_STRING_RE, VolumeCreate
 from app.errors import InvalidInput
 from app.identity import VolumeType
 from app.naming import (
+    LINSTOR_NAME_RE,
     MAX_PROP_KEY,
     MAX_SNAPSHOT_NAME,
     MAX_VOLUME_BYTES,
@@ -99,14 +105,73 @@ def test_the_longest_snapshot_name_fits_a_key_under_the_longest_namespace() -> N
     assert max(len(k) for k in keys.snapshot_keys("x" * MAX_SNAPSHOT_NAME)) == MAX_PROP_KEY
 
 
-def test_the_documented_patterns_say_what_the_rules_do() -> None:
-    """openapi.json documents the rules as patterns (app/api/schemas.py); they agree char for char."""
-    snapshot, no_control = re.compile(SNAPSHOT_NAME_PATTERN), re.compile(NO_CONTROL_PATTERN)
-    for code in range(0x300):
+def _pool(name: str) -> None:
+    if not LINSTOR_NAME_RE.fullmatch(name):
+        raise InvalidInput("invalid_pool", name)
+
+
+def _key(text: str) -> None:
+    parse_key([text.encode("latin-1")])
+
+
+def _size(text: str) -> None:
+    """Only the form: the number a unit string stands for is bounded in words, not in the schema."""
+    try:
+        VolumeCreate(name="c1", type=VolumeType.CONTAINER, size=text)
+    except pydantic.ValidationError as exc:
+        raise InvalidInput("invalid_request", str(exc)) from exc
+
+
+SAMPLE_CHARS = [chr(c) for c in (*range(0x300), 0x2028, 0xFEFF, 0xE000, 0xFFFF, 0x1F600, 0x10FFFF)]
+EDGES = ["", ".", "..", "...", "-a", "a-", "a-b", "123", "1a", "abc\n", "\nabc", "a\nb", "*", '""', '"a"']
+
+
+@pytest.mark.parametrize(
+    ("component", "check", "longest"),
+    [
+        ("ProjectName", validate_project, 255),
+        ("Description", validate_description, 4096),
+        ("SnapshotName", validate_snapshot_name, MAX_SNAPSHOT_NAME),
+        ("InstanceName", lambda n: validate_volume_name(VolumeType.CONTAINER, n), 63),
+        ("ImageFingerprint", lambda n: validate_volume_name(VolumeType.IMAGE, n), 64),
+        ("CustomVolumeName", custom_name, 200),
+        ("PoolName", _pool, 48),
+        ("IdempotencyKey", _key, 255),
+    ],
+)
+def test_the_documented_rules_refuse_exactly_what_the_checks_refuse(
+    component: str, check: Callable[[str], None], longest: int
+) -> None:
+    """A JSON Schema validator reading openapi.json's rule agrees with the check, char for char and at the
+    edges (Python's `$` also matched before a final newline: the patterns take that back)."""
+    validator = jsonschema.Draft202012Validator(input_schemas()[component])
+    samples = [*EDGES, "x" * longest, "x" * (longest + 1), "a" * 64, "f" * 64, "f" * 63 + "g"]
+    samples += [s for c in SAMPLE_CHARS for s in (c, f"a{c}b")]
+    if component == "IdempotencyKey":  # an HTTP field value: Latin-1, no whitespace around it (RFC 9110 §5.5)
+        samples = [s for s in samples if s == s.strip() and s.isascii()]
+    for sample in samples:
+        assert validator.is_valid(sample) == accepted(check, sample), repr(sample[:20])
+
+
+def test_custom_names_refuse_the_invisible_categories_of_unicode_14() -> None:
+    """The fixed class of app/naming.py is Python 3.11's Cc, Cf, Cs, Zs, Zl and Zp, and nothing else:
+    isprintable() also refused the unassigned code points, whose set changes with the Python, and the
+    private-use ones."""
+    invisible = {"Cc", "Cf", "Cs", "Zs", "Zl", "Zp"}
+    assert unicodedata.unidata_version == "14.0.0"
+    for code in range(sys.maxunicode + 1):
         char = chr(code)
-        name = f"a{char}b"
-        assert bool(snapshot.fullmatch(name)) == accepted(validate_snapshot_name, name), repr(char)
-        assert bool(no_control.fullmatch(name)) == accepted(validate_description, name), repr(char)
+        refused_here = not accepted(custom_name, f"a{char}b")
+        assert refused_here == (unicodedata.category(char) in invisible or char in "/\\"), hex(code)
+
+
+def test_size_strings_follow_the_documented_form() -> None:
+    validator = jsonschema.Draft202012Validator({"pattern": SIZE_STRING_RE.pattern})
+    samples = ["10GiB", "10 gib", "1.5TB", ".5MiB", "5.", "7", "+7k", "-5", "5XB", "GiB", "", "1e3", "5GiB\n"]
+    for sample in [*samples, *(f"1{c}" for c in SAMPLE_CHARS)]:
+        documented = validator.is_valid(sample)
+        assert documented == accepted(_size, sample) or sample.startswith("-"), repr(sample)
+    assert not validator.is_valid("-5")  # read, so that the domain says "positive"; documented as refused
 
 
 def test_sizes_stop_at_linstors_maximum_volume_size() -> None:
