@@ -207,6 +207,7 @@ class CacheService:
                     keys=self._resolver.codec.keys,
                     decode=self._decode,
                     rebuild=rebuild,
+                    page_size=self._settings.cache_sync_page_size,
                     page_deadline=self._settings.linstor_read_deadline,
                     salt=self._resolver.codec.prefix,
                 )

@@ -3,7 +3,8 @@
 A full sync lists every RD of the namespace (100k in a big cluster). Decoded by orjson into dicts and then
 into the pydantic models of models.py, a listing of 100k RDs cost ~520 MiB above its 67 MiB body; msgspec
 decodes a page's bytes straight into these structs, which hold only the fields the cache needs (the rest of
-each object is skipped without being built).
+each object is skipped without being built). They hold no cycles, so the garbage collector need not track
+them (gc=False): a page of 10,000 no longer sets off collections that walk every object of the process.
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ import msgspec
 from app.linstor.errors import LinstorProtocolError
 
 
-class LeanVolumeDefinition(msgspec.Struct):
+class LeanVolumeDefinition(msgspec.Struct, gc=False):
     """A volume definition's number and size."""
 
     volume_number: int = 0
     size_kib: int = 0
 
 
-class LeanResourceDefinition(msgspec.Struct):
+class LeanResourceDefinition(msgspec.Struct, gc=False):
     """A resource definition as a full sync reads it: name, group, props and volume sizes."""
 
     name: str

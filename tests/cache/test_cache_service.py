@@ -414,3 +414,13 @@ async def test_failing_resyncs_are_said_and_make_a_trusted_replica_not_ready(
 async def test_without_a_cache_nothing_is_warming(linstor: FakeLinstor, decoder: Decoder) -> None:
     service = CacheService(None, linstor, decoder, settings())
     assert await service.condition(wait=1) == Condition(True, "ok")
+
+
+@pytest.mark.parametrize(("size", "pages"), [(2, [(0, 2), (1, 2)]), (0, [(0, 0)])])
+async def test_the_page_size_is_a_setting(
+    store: CacheStore, linstor: FakeLinstor, decoder: Decoder, size: int, pages: list[tuple[int, int]]
+) -> None:
+    service = CacheService(store, linstor, decoder, settings(cache_sync_page_size=size))
+    result = await service.rebuild()
+    assert [(offset, limit) for _, offset, limit in linstor.calls] == pages
+    assert result.volumes == 2
