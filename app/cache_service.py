@@ -15,7 +15,7 @@ from app.cache.sync import ResourceDefinitionLister, SyncResult, full_sync
 from app.errors import Conflict, ServiceError
 from app.identity import VolumeRecord
 from app.linstor import LinstorError
-from app.linstor.models import ResourceDefinition
+from app.linstor.lean import LeanResourceDefinition
 from app.naming import AuxCodec
 from app.resolver import CacheCounters, CacheState
 from app.settings import CacheMode, Settings
@@ -45,10 +45,6 @@ class VolumeDecoder(Protocol):
     @property
     def state(self) -> CacheState:
         """Whether the cache is warm or being rebuilt, and its failing syncs: kept current by the service."""
-        ...
-
-    def decode(self, rd: ResourceDefinition) -> VolumeRecord | None:
-        """The volume a resource definition holds, if any."""
         ...
 
 
@@ -195,6 +191,10 @@ class CacheService:
                 log.exception("cache resync failed; retrying in %ss", interval)
             await asyncio.sleep(interval)
 
+    def _decode(self, rd: LeanResourceDefinition) -> VolumeRecord | None:
+        """The volume a listed RD holds, if any (pool = its resource group), as Resolver.decode says."""
+        return self._resolver.codec.decode(rd.resource_group_name, rd.name, rd.props, rd.sizes_kib())
+
     async def _sync(self, store: CacheStore, *, rebuild: bool) -> SyncResult:
         state = self._resolver.state
         async with self._lock:
@@ -205,8 +205,11 @@ class CacheService:
                     store,
                     self._linstor,
                     keys=self._resolver.codec.keys,
-                    decode=self._resolver.decode,
+                    decode=self._decode,
                     rebuild=rebuild,
+                    page_size=self._settings.cache_sync_page_size,
+                    page_deadline=self._settings.linstor_read_deadline,
+                    salt=self._resolver.codec.prefix,
                 )
             except Exception as exc:
                 state.failed(_reason(exc), time.time())

@@ -10,6 +10,7 @@ from typing import Annotated, Self
 from pydantic import AfterValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.cache.sync import PAGE_SIZE
 from app.logs import LogFormat
 
 # LINSTOR names are at most 48 characters, start with a letter or '_' and go on with [A-Za-z0-9_-];
@@ -71,6 +72,11 @@ class Settings(BaseSettings):
     cache_url: str = "sqlite:///linstor-names-cache.db"
     cache_mode: CacheMode = CacheMode.VERIFY
     cache_resync_interval: float = Field(60.0, gt=0, description="Seconds between full resyncs.")
+    cache_sync_page_size: int = Field(
+        PAGE_SIZE,
+        ge=0,
+        description="RDs per page of a full sync's listing; 0 lists them in one GET (app/cache/sync.py).",
+    )
 
     linstor_connect_timeout: float = Field(5.0, gt=0)
     linstor_read_timeout: float = Field(30.0, gt=0, description="Reads (GET).")

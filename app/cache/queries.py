@@ -6,10 +6,12 @@ snapshot columns), so a lookup is one round trip on every backend.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 
@@ -152,10 +154,25 @@ def volume_values(record: VolumeRecord) -> VolumeValues:
     )
 
 
-def volume_row(record: VolumeRecord, updated_at: float) -> dict[str, Any]:
-    """The parameters of a volume upsert."""
+def fingerprint_of(content: Any) -> int:
+    """A signed 64-bit hash of JSON-able `content`: equal on every replica and every run."""
+    return int.from_bytes(hashlib.blake2b(orjson.dumps(content), digest_size=8).digest(), "big", signed=True)
+
+
+def fingerprint(record: VolumeRecord) -> int:
+    """The fingerprint of everything a record's rows hold (a listing of records, not of LINSTOR's RDs)."""
+    return fingerprint_of(["record", tuple(volume_values(record)), sorted(record.snapshots.items())])
+
+
+def volume_row(record: VolumeRecord, updated_at: float, fingerprint: int | None = None) -> dict[str, Any]:
+    """The parameters of a volume upsert; `fingerprint` that of the listed RD it was decoded from."""
     values = volume_values(record)._asdict()
-    values.update(rd_key=name_key(record.rd_name), pool_key=name_key(record.key.pool), updated_at=updated_at)
+    values.update(
+        rd_key=name_key(record.rd_name),
+        pool_key=name_key(record.key.pool),
+        updated_at=updated_at,
+        fingerprint=fingerprint,
+    )
     return values
 
 
@@ -187,7 +204,7 @@ def delete_by_rd(conn: sa.Connection, table: sa.Table, rd_keys: Sequence[str]) -
 def write_volume(conn: sa.Connection, record: VolumeRecord, updated_at: float) -> None:
     """Upsert one volume and replace its snapshot rows."""
     rd_key = name_key(record.rd_name)
-    upsert(conn, volumes, [volume_row(record, updated_at)], ["rd_key"])
+    upsert(conn, volumes, [volume_row(record, updated_at, fingerprint(record))], ["rd_key"])
     conn.execute(snapshots.delete().where(snapshots.c.rd_key == rd_key))
     if record.snapshots:
         conn.execute(snapshots.insert(), snapshot_rows(record))

@@ -180,21 +180,38 @@ class CacheStore:
         """Remove a volume, leaving a tombstone so that a sync listed before the delete cannot restore it."""
         await self._run(self._write, lambda conn, now: queries.bury(conn, [name_key(rd_name)], now))
 
+    async def fingerprints(self) -> dict[str, int]:
+        """Every cached volume's fingerprint by rd_key (rows without one left out): a sync's hints."""
+
+        def read() -> dict[str, int]:
+            with self._reader.connect() as conn:
+                rows = conn.execute(
+                    sa.select(volumes.c.rd_key, volumes.c.fingerprint).where(
+                        volumes.c.fingerprint.is_not(None)
+                    )
+                )
+                # .all(): a Result has keys(), so dict() would take it for a mapping
+                found: dict[str, int] = dict(rows.all())
+                return found
+
+        return await self._run(read)
+
     async def replace_all(
         self,
-        records: Iterable[VolumeRecord],
+        records: Iterable[VolumeRecord] | replace.Listing,
         *,
         started_at: float,
         pools: Collection[str] | None = None,
         rebuild: bool = False,
     ) -> replace.ReplaceResult:
         """Make the cache match a LINSTOR listing taken after `started_at` (rules: app/cache/replace.py)."""
+        listing = records if isinstance(records, replace.Listing) else replace.Listing.of(records)
 
         def apply(conn: sa.Connection, now: float) -> replace.ReplaceResult:
             if rebuild:  # in the same transaction: a failed listing never got here, a failed write rolls back
                 _distrust_the_future(conn, now, started_at)
             return replace.replace_all(
-                conn, now, records, started_at=started_at, pools=pools, retention=self._retention
+                conn, now, listing, started_at=started_at, pools=pools, retention=self._retention
             )
 
         result: replace.ReplaceResult = await self._run(self._write, apply)

@@ -36,6 +36,9 @@ class Volume(SQLModel, table=True):
     volume_sizes_kib: str = Field(default="", sa_type=sa.String())
     # epoch seconds of the write, on the database's clock (see store.py for how syncs use it)
     updated_at: float = Field(sa_type=sa.Float())
+    # 64 bits of a hash of the row's content and snapshots (queries.fingerprint): a full sync compares it
+    # instead of every column; NULL (a row from before migration 0003) never matches, so the row is rewritten
+    fingerprint: int | None = Field(default=None, sa_type=sa.BigInteger())
 
 
 class Snapshot(SQLModel, table=True):

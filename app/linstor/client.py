@@ -5,6 +5,7 @@ The transport (one httpx.AsyncClient per process, failover, retries, decoding) i
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -21,6 +22,7 @@ from app.linstor.errors import (
     rc_is_info,
     rc_is_warning,
 )
+from app.linstor.lean import LeanResourceDefinition, decode_rd_list
 from app.linstor.models import (
     ApiCallRc,
     AutoSelectFilter,
@@ -36,7 +38,7 @@ from app.linstor.models import (
     SpawnResult,
     VolumeDefinition,
 )
-from app.linstor.transport import LinstorSession, Timeouts
+from app.linstor.transport import OFFLOAD_BYTES, LinstorSession, Timeouts
 
 
 def _seg(name: str | int) -> str:
@@ -136,6 +138,22 @@ class LinstorClient(LinstorSession):
         if limit:
             params += [("offset", offset), ("limit", limit)]
         return await self._list(_rd_list, "/v1/resource-definitions", params=params)
+
+    async def resource_definition_page(
+        self, *, props: Iterable[str], offset: int = 0, limit: int = 0
+    ) -> list[LeanResourceDefinition]:
+        """GET /v1/resource-definitions with volume definitions, decoded into lean structs (full syncs).
+
+        `limit` 0 lists every match; the controller pages after filtering, in upper-cased name order (§5.2).
+        """
+        params: list[tuple[str, str | int]] = [*_props_params(props), ("with_volume_definitions", "true")]
+        if limit:
+            params += [("offset", offset), ("limit", limit)]
+        path = "/v1/resource-definitions"
+        body = await self._get_raw(path, params=params)
+        if len(body) > OFFLOAD_BYTES:  # a page of thousands of RDs: decoded off the event loop
+            return await asyncio.to_thread(decode_rd_list, path, body)
+        return decode_rd_list(path, body)
 
     async def get_resource_definition(self, name: str) -> ResourceDefinition:
         """GET /v1/resource-definitions/{rd} (never includes volume definitions)."""

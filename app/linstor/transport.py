@@ -277,20 +277,21 @@ class LinstorSession:
         *,
         params: Params = None,
         body: Any = None,
+        raw: bool = False,
     ) -> Any:
-        """One API call: the decoded JSON answer, or a typed LinstorError; the observer is told of it."""
+        """One API call: the decoded JSON answer (`raw`: a 2xx body's bytes), or a typed LinstorError."""
         if self._observer is None:
-            return await self._attempts(method, path, params, body)
+            return await self._attempts(method, path, params, body, raw)
         started = time.perf_counter()
         try:
-            data = await self._attempts(method, path, params, body)
+            data = await self._attempts(method, path, params, body, raw)
         except LinstorError as exc:
             self._observer.linstor_call(method, endpoint_template(path), time.perf_counter() - started, exc)
             raise
         self._observer.linstor_call(method, endpoint_template(path), time.perf_counter() - started, None)
         return data
 
-    async def _attempts(self, method: str, path: str, params: Params, body: Any) -> Any:
+    async def _attempts(self, method: str, path: str, params: Params, body: Any, raw: bool = False) -> Any:
         """The attempts of one call, within its operation's deadline."""
         with linstor_operation() as op:  # a call outside any operation is an operation of its own
             ends = self._ends(op, method)
@@ -298,6 +299,8 @@ class LinstorSession:
             while True:
                 try:
                     response = await self._send_once(method, path, params, body, ends)
+                    if raw and response.is_success:
+                        return response.content
                     if len(response.content) > OFFLOAD_BYTES:
                         # a list of 100k RDs is tens of MB: parse it off the event loop
                         return await asyncio.to_thread(self._decode, method, path, response)
@@ -403,3 +406,9 @@ class LinstorSession:
             return adapter.validate_python(data)
         except ValidationError as exc:
             raise LinstorProtocolError(f"GET {path}: unexpected answer: {exc.error_count()} errors") from exc
+
+    async def _get_raw(self, path: str, *, params: Params = None) -> bytes:
+        """A GET whose 2xx body comes back undecoded, for a caller that decodes it leaner (a full sync's
+        pages); deadline, failover, retries and the errors of any other answer are those of every call."""
+        data: bytes = await self._request("GET", path, params=params, raw=True)
+        return data

@@ -157,10 +157,9 @@ def measure(
 
 
 def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """A linstor-names process, its output discarded."""
-    exe = str(Path(sys.executable).with_name("linstor-names"))
+    """A linstor-names process of this interpreter's `app` (PYTHONPATH may pick a copy), output discarded."""
     return subprocess.Popen(
-        [exe, "--log-level", "warning", *args],
+        [sys.executable, "-c", "from app.cli import main; main()", "--log-level", "warning", *args],
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

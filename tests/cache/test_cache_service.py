@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.cache.store import CacheStats, CacheStore
+from app.cache.sync import PAGE_SIZE
 from app.cache.tables import tombstones, volumes
 from app.cache_service import TRUSTED_FAILED_RESYNCS, CacheService, CacheSummary, Condition
 from app.errors import Conflict, UpstreamError
@@ -22,6 +23,7 @@ from app.linstor.models import ResourceDefinition, VolumeDefinition
 from app.naming import AuxCodec
 from app.resolver import CacheCounters, CacheState, sizes_of
 from app.settings import CacheMode, Settings
+from tests.cache.fakes import FakePager
 
 # a namespace other than Incus: the listing's props filter must come from the codec, not a literal
 CODEC = AuxCodec("incus-volume-", "Lab")
@@ -63,28 +65,23 @@ class Decoder:
         )
 
 
-class FakeLinstor:
-    """Lists `rds`, or raises `failure` (the next `failures` calls; None: every call)."""
+class FakeLinstor(FakePager):
+    """Lists `rds`, or raises `failure` (the next `failures` pages; None: every page)."""
 
     def __init__(self, rds: list[ResourceDefinition]) -> None:
-        self.rds = rds
+        super().__init__(rds)
         self.failure: LinstorError | None = None
         self.failures: int | None = None
-        self.calls: list[tuple[list[str] | None, bool]] = []
         self.while_listing: Callable[[], Awaitable[None]] | None = None
 
-    async def list_resource_definitions(
-        self, *, props: list[str] | None = None, with_volume_definitions: bool = False
-    ) -> list[ResourceDefinition]:
-        """The RDs, as if filtered by the controller."""
-        self.calls.append((props, with_volume_definitions))
+    async def before_page(self, offset: int) -> None:
+        """Fail, or run `while_listing` (before a listing's first page)."""
         if self.failure is not None and self.failures != 0:
             if self.failures is not None:
                 self.failures -= 1
             raise self.failure
-        if self.while_listing is not None:
+        if self.while_listing is not None and offset == 0:
             await self.while_listing()
-        return list(self.rds)
 
 
 def settings(**overrides: object) -> Settings:
@@ -163,7 +160,7 @@ async def test_rebuild_fills_the_cache_from_linstor_alone(
     # an operator deleted rd1, took a snapshot of rd2 and created rd3 with the linstor CLI
     linstor.rds = [rd("rd2", "v2", snapshots={"s1": "snap-rd2"}), rd("rd3", "v3")]
     result = await service.rebuild()
-    assert linstor.calls[-1] == (["Aux/Lab/name"], True)  # one listing, filtered by the codec's key
+    assert linstor.calls[-1] == (["Aux/Lab/name"], 0, PAGE_SIZE)  # one page, filtered by the codec's key
     assert (result.volumes, result.written, result.deleted) == (2, 2, 1)
     assert await store.by_rd("rd1") is None
     assert await store.by_snapshot("snap-rd1") is None
@@ -417,3 +414,13 @@ async def test_failing_resyncs_are_said_and_make_a_trusted_replica_not_ready(
 async def test_without_a_cache_nothing_is_warming(linstor: FakeLinstor, decoder: Decoder) -> None:
     service = CacheService(None, linstor, decoder, settings())
     assert await service.condition(wait=1) == Condition(True, "ok")
+
+
+@pytest.mark.parametrize(("size", "pages"), [(2, [(0, 2), (1, 2)]), (0, [(0, 0)])])
+async def test_the_page_size_is_a_setting(
+    store: CacheStore, linstor: FakeLinstor, decoder: Decoder, size: int, pages: list[tuple[int, int]]
+) -> None:
+    service = CacheService(store, linstor, decoder, settings(cache_sync_page_size=size))
+    result = await service.rebuild()
+    assert [(offset, limit) for _, offset, limit in linstor.calls] == pages
+    assert result.volumes == 2

@@ -37,8 +37,9 @@ def _fill(url: str) -> None:
         with engine.begin() as conn:
             conn.execute(
                 sa.text(
-                    "INSERT INTO volumes VALUES ('RD1', 'rd1', 'pool', 'POOL', 'default', 'custom', 'v', "
-                    "'filesystem', NULL, '1024', 1.0)"
+                    "INSERT INTO volumes (rd_key, rd_name, pool, pool_key, project, type, name, "
+                    "content_type, description, volume_sizes_kib, updated_at) VALUES ('RD1', 'rd1', "
+                    "'pool', 'POOL', 'default', 'custom', 'v', 'filesystem', NULL, '1024', 1.0)"
                 )
             )
             conn.execute(sa.text("INSERT INTO snapshots VALUES ('RD1', 's1', 'snap1', 'SNAP1')"))
@@ -76,6 +77,9 @@ def test_downgrade_and_upgrade_with_data(url: str) -> None:
     migrate.upgrade(url)
     _fill(url)
     migrate.downgrade(url, "-1")
+    assert _revision(url) == "0002"  # the fingerprints dropped, the rows kept
+    assert _tables(url) == TABLES
+    migrate.downgrade(url, "-1")
     assert _revision(url) == "0001"
     assert _tables(url) == TABLES_0001
     migrate.downgrade(url, "-1")
@@ -104,7 +108,7 @@ def test_head_matches_the_table_models(url: str) -> None:
 
 def test_migrations_dir_is_found_from_the_package() -> None:
     assert (migrate.migrations_dir() / "versions").is_dir()
-    assert migrate.head_revision() == "0002"
+    assert migrate.head_revision() == "0003"
 
 
 @pytest.mark.parametrize("bad", ["none", "sqlite://", "sqlite:///:memory:", "mysql://h/db"])

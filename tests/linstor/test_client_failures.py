@@ -696,3 +696,42 @@ async def test_clone_status_with_unknown_value(router: respx.Router, client: Lin
     )
     with pytest.raises(LinstorProtocolError):
         await client.clone_status("src", "dst")
+
+
+# ---- a full sync's pages (raw bytes, decoded by msgspec) --------------------------------------------------
+
+
+async def test_a_sync_page_is_retried_fails_over_and_maps_errors_as_every_call(
+    router: respx.Router, client: LinstorClient
+) -> None:
+    rds = [{"name": "vol1", "props": {"Aux/Incus/name": "x"}, "flags": [], "uuid": "u", "layer_data": []}]
+    page = router.get(f"{A}/v1/resource-definitions").mock(
+        side_effect=[httpx.ReadTimeout("slow"), httpx.Response(200, json=rds)]
+    )
+    (vol1,) = await client.resource_definition_page(props=["Aux/Incus/name"], offset=3, limit=2)
+    assert (vol1.name, vol1.props, vol1.resource_group_name, vol1.sizes_kib()) == (
+        "vol1",
+        {"Aux/Incus/name": "x"},
+        "DfltRscGrp",
+        (),
+    )
+    assert page.call_count == 2
+    query = page.calls.last.request.url.params
+    assert query.get_list("props") == ["Aux/Incus/name"]
+    assert (query["with_volume_definitions"], query["offset"], query["limit"]) == ("true", "3", "2")
+
+    page.side_effect = None
+    page.return_value = httpx.Response(500, json=[rc(UNKNOWN_ERROR, "boom")])
+    with pytest.raises(LinstorServerError):
+        await client.resource_definition_page(props=[])
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"name": "vol1"}', b'[{"props": {}}]', b'[{"name": "v", "props": {"k": 1}}]', b"not json"]
+)
+async def test_a_sync_page_of_another_shape_is_a_protocol_error(
+    router: respx.Router, client: LinstorClient, body: bytes
+) -> None:
+    router.get(f"{A}/v1/resource-definitions").mock(return_value=httpx.Response(200, content=body))
+    with pytest.raises(LinstorProtocolError, match="unexpected answer"):
+        await client.resource_definition_page(props=[])
