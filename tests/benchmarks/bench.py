@@ -9,7 +9,7 @@ One table, in this order:
   time per operation: the operation through the service, minus the same LINSTOR requests replayed straight to
   the emulator by this process, interleaved, medians of the rounds;
 - the LINSTOR client at 1, 16 and 64 concurrent calls, against plain aiohttp (bench_client.py);
-- memory and full syncs at the largest size (tests/benchmarks/bench_sync.py).
+- memory and full syncs at the largest size (bench_sync.py).
 
 Every process is started and ended here: the emulator (`linstor-names emulator`), the services
 (`linstor-names serve`, default log level: one JSON line per request, to /dev/null), the bare route (uvicorn).
@@ -24,7 +24,6 @@ import os
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +40,8 @@ from app.emulator import EmulatorState
 from app.emulator.rg_ops import create_rg
 from app.linstor.transport import endpoint_template
 from app.transcripts.format import Exchange, read_transcript
-from tests.benchmarks.bench_cache import POOL, fill, wait_http, wrk
+from tests.benchmarks import bench_sync
+from tests.benchmarks.harness import POOL, emulator, fill, linstor_names, process, wait_http, wrk
 from tests.support.server import free_port
 
 Stats = tuple[float, float, float, int]  # requests/s, p50 ms, p99 ms, non-2xx
@@ -64,38 +64,6 @@ class Row:
 # ---- processes -----------------------------------------------------------------------------------------
 
 
-def _exe(name: str) -> str:
-    return str(Path(sys.executable).with_name(name))
-
-
-@contextmanager
-def process(args: list[str], env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    """A child process, its output discarded, ended (by its PID) when the block ends."""
-    proc = subprocess.Popen(
-        args, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-@contextmanager
-def emulator(state_file: Path) -> Iterator[str]:
-    """`linstor-names emulator` on a free port, loaded from `state_file`; its URL once it answers."""
-    port = free_port()
-    args = [_exe("linstor-names"), "--log-level", "warning", "emulator", "--port", str(port)]
-    with process([*args, "--state-file", str(state_file)]):
-        url = f"http://127.0.0.1:{port}"
-        wait_http(f"{url}/v1/controller/version", timeout=600)
-        yield url
-
-
 @contextmanager
 def service(linstor: str, cache: str, mode: str) -> Iterator[str]:
     """`linstor-names serve` at its default log level in cache `mode`; its URL once ready and synced."""
@@ -106,7 +74,7 @@ def service(linstor: str, cache: str, mode: str) -> Iterator[str]:
         "LINSTOR_NAMES_CACHE_MODE": mode,
         "LINSTOR_NAMES_CACHE_RESYNC_INTERVAL": "3600",
     }
-    with process([_exe("linstor-names"), "serve", "--port", str(port)], env):
+    with process(linstor_names("serve", "--port", str(port)), env):
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/readyz", timeout=600)
         if mode != "off":
@@ -122,7 +90,15 @@ def service(linstor: str, cache: str, mode: str) -> Iterator[str]:
 def bare_route() -> Iterator[str]:
     """The ceiling: tests/benchmarks/bare.py under uvicorn, as `serve` runs the service."""
     port = free_port()
-    args = [_exe("uvicorn"), "tests.benchmarks.bare:app", "--port", str(port), "--no-access-log"]
+    args = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "tests.benchmarks.bare:app",
+        "--port",
+        str(port),
+        "--no-access-log",
+    ]
     with process([*args, "--log-level", "warning"]):
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/bare/x")
@@ -295,7 +271,7 @@ def mutations(rounds: int, work: Path) -> list[Row]:
         linstor = stack.enter_context(emulator(state_file))
         # calibration: the same service behind the recording proxy, to learn each operation's LINSTOR requests
         proxy_port = free_port()
-        record = [_exe("linstor-names"), "--log-level", "warning", "record", "--upstream", linstor]
+        record = linstor_names("--log-level", "warning", "record", "--upstream", linstor)
         stack.enter_context(process([*record, "--out", str(transcript), "--port", str(proxy_port)]))
         wait_http(f"http://127.0.0.1:{proxy_port}/v1/controller/version")
         recorded_via = stack.enter_context(
@@ -311,7 +287,7 @@ def mutations(rounds: int, work: Path) -> list[Row]:
             calibrated = _cycle(
                 client, calibration, lambda _op: marks.append(len(read_transcript(transcript)))
             )
-        linstor_names = {op: name for op, (_, name) in calibrated.items()}
+        made = {op: name for op, (_, name) in calibrated.items()}
         exchanges = read_transcript(transcript)
         per_op = {op: exchanges[a:b] for op, a, b in zip(OPERATIONS, [start, *marks], marks, strict=False)}
         service_s: dict[str, list[float]] = {op: [] for op in OPERATIONS}
@@ -326,8 +302,8 @@ def mutations(rounds: int, work: Path) -> list[Row]:
                 for op in OPERATIONS:
                     service_s[op].append(timed[op][0])
                 fresh = {
-                    linstor_names["create"]: f"incus-volume-{random.getrandbits(128):032x}",
-                    linstor_names["snapshot"]: f"incus-volume-{random.getrandbits(128):032x}",
+                    made["create"]: f"incus-volume-{random.getrandbits(128):032x}",
+                    made["snapshot"]: f"incus-volume-{random.getrandbits(128):032x}",
                     calibration.volume: f"rpl{k}vol",
                     calibration.renamed: f"rpl{k}ren",
                     calibration.snapshot: f"rpl{k}snap",
@@ -360,6 +336,24 @@ def mutations(rounds: int, work: Path) -> list[Row]:
     return rows
 
 
+# ---- memory and full syncs (bench_sync) ------------------------------------------------------------------
+
+SYNC_TARGETS = {
+    "peak RSS (start-up, resync, rebuild)": "target < 250 MiB",
+    "rebuild wall (POST /v1/cache/rebuild)": "target < 4 s",
+    "resync service CPU": "target < 3 s",
+}
+
+
+def syncs(size: int, rounds: int) -> list[Row]:
+    """bench_sync's figures at `size`: fresh services, one periodic resync and one rebuild each."""
+    # a resync every 10 s: longer than a rebuild of 100k volumes, short enough for make bench
+    return [
+        Row("memory", f"{r.name}, {size:,} volumes", f"{r.median:.2f} {r.unit}", SYNC_TARGETS.get(r.name, ""))
+        for r in bench_sync.run(size, rounds, interval=10.0)
+    ]
+
+
 # ---- the table -----------------------------------------------------------------------------------------
 
 
@@ -379,6 +373,7 @@ def main() -> None:
         for size in args.sizes:
             rows += lookups(size, args.seconds, args.rounds, work)
         rows += mutations(max(args.rounds, 5), work)
+    rows += syncs(max(args.sizes), args.rounds)
     print(
         f"make bench, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, 127.0.0.1; "
         f"wrk -t1 {args.seconds:g} s per cell, {args.rounds} interleaved rounds, medians; "

@@ -21,12 +21,30 @@ from pathlib import Path
 import httpx
 
 from app.emulator import EmulatorState
-from tests.benchmarks.bench_cache import fill, peak_rss_mib, start, stop, wait_http
+from tests.benchmarks.harness import (
+    cpu_seconds,
+    emulator,
+    fill,
+    linstor_names,
+    peak_rss_mib,
+    process,
+    rss_mib,
+    wait_http,
+)
 from tests.support.server import free_port
 
 # Seconds between the end of one periodic resync and the start of the next: longer than a rebuild.
 RESYNC_INTERVAL = 20.0
-_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# each figure: its unit and the Round field it comes from
+SYNC_FIGURES = {
+    "peak RSS (start-up, resync, rebuild)": ("MiB", "peak_mib"),
+    "steady RSS after": ("MiB", "steady_mib"),
+    "start-up incl. first sync": ("s", "first_sync_s"),
+    "rebuild wall (POST /v1/cache/rebuild)": ("s", "rebuild_s"),
+    "resync service CPU": ("s", "resync_cpu_s"),
+}
 
 
 @dataclass(frozen=True)
@@ -55,21 +73,6 @@ class Round:
     resync_cpu_s: float
 
 
-def rss_mib(pid: int) -> float:
-    """VmRSS of a process, in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, in seconds."""
-    # the command name may hold spaces: the fields counted after its closing parenthesis
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
-
-
 def _last_sync(base: str) -> str | None:
     last: str | None = httpx.get(f"{base}/v1/cache", timeout=120).json()["last_sync"]
     return last
@@ -83,19 +86,18 @@ def _wait_sync_after(base: str, previous: str | None, timeout: float) -> None:
         time.sleep(0.05)
 
 
-def one_round(emulator: str, db: Path, interval: float) -> Round:
+def one_round(linstor: str, db: Path, interval: float) -> Round:
     """Start a service, let it sync, wait for one periodic resync, rebuild; its figures."""
     port = free_port()
     env = {
-        "LS_CONTROLLERS": emulator,
+        "LS_CONTROLLERS": linstor,
         "LINSTOR_NAMES_CACHE_URL": f"sqlite:///{db}",
         "LINSTOR_NAMES_CACHE_MODE": "verify",
         "LINSTOR_NAMES_CACHE_RESYNC_INTERVAL": f"{interval:g}",
     }
     t0 = time.monotonic()
-    service = start(["serve", "--port", str(port)], env)
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with process(linstor_names("--log-level", "warning", "serve", "--port", str(port)), env) as service:
+        base = f"http://127.0.0.1:{port}"
         wait_http(f"{base}/readyz", timeout=600)
         _wait_sync_after(base, None, 600)
         first_sync = time.monotonic() - t0
@@ -107,8 +109,6 @@ def one_round(emulator: str, db: Path, interval: float) -> Round:
         httpx.post(f"{base}/v1/cache/rebuild", timeout=600).raise_for_status()
         rebuild = time.monotonic() - t1
         return Round(peak_rss_mib(service.pid), rss_mib(service.pid), first_sync, rebuild, resync_cpu)
-    finally:
-        stop(service)
 
 
 def run(size: int, rounds: int = 3, *, interval: float = RESYNC_INTERVAL) -> list[Row]:
@@ -120,26 +120,14 @@ def run(size: int, rounds: int = 3, *, interval: float = RESYNC_INTERVAL) -> lis
         state_file = work / "state.json"
         state.save(state_file)
         del state
-        emu_port = free_port()
-        emulator = start(["emulator", "--port", str(emu_port), "--state-file", str(state_file)], {})
-        try:
-            wait_http(f"http://127.0.0.1:{emu_port}/v1/controller/version", timeout=600)
-            measured = [
-                one_round(f"http://127.0.0.1:{emu_port}", work / f"cache-{i}.db", interval)
-                for i in range(rounds)
-            ]
-        finally:
-            stop(emulator)
+        with emulator(state_file) as linstor:
+            measured = [one_round(linstor, work / f"cache-{i}.db", interval) for i in range(rounds)]
 
     def row(name: str, unit: str, values: list[float]) -> Row:
         return Row(size, name, unit, statistics.median(values), tuple(values))
 
     return [
-        row("peak RSS (start-up, resync, rebuild)", "MiB", [r.peak_mib for r in measured]),
-        row("steady RSS after", "MiB", [r.steady_mib for r in measured]),
-        row("start-up incl. first sync", "s", [r.first_sync_s for r in measured]),
-        row("rebuild wall (POST /v1/cache/rebuild)", "s", [r.rebuild_s for r in measured]),
-        row("resync service CPU", "s", [r.resync_cpu_s for r in measured]),
+        row(name, unit, [getattr(r, attr) for r in measured]) for name, (unit, attr) in SYNC_FIGURES.items()
     ]
 
 
