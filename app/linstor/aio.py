@@ -3,8 +3,8 @@
 httpx 0.28's own pool (httpcore) spends most of its time on pool bookkeeping once requests run side by side
 (encode/httpx#3215): against the emulator the client made 905 requests/s alone, 433 with 16 at once and 235
 with 64 (p99 1.2 s), where aiohttp made 2.4k, 5k and 3.8k. This transport keeps every httpx contract the
-session relies on, which a generic adapter (httpx-aiohttp 0.2 maps a server that hangs up mid-answer to
-ConnectTimeout, which would fail a POST over to another controller) does not:
+session relies on, which a generic adapter does not (httpx-aiohttp 0.2 maps a server that hangs up before
+answering to ConnectTimeout, on which the session fails a POST over to another controller):
 
 * httpx's timeouts, per request: `connect` bounds the TCP and TLS handshake (aiohttp's sock_connect), `read`
   each wait for data, headers and body alike (sock_read), `pool` the wait for a free connection (a
