@@ -6,7 +6,7 @@ with one of three clients at a time, each doing the GET of a verify-mode confirm
 
 * `client`: the project's LinstorClient as the service builds it (default transport, retries, deadlines,
   decoding into the pydantic model, the app's metrics observer);
-* `client-httpx`: the same client on httpx's own transport (httpcore's pool), as it was before issue 12;
+* `client-httpx`: the same client on httpx's own transport (httpcore's pool, the one it used before);
 * `aiohttp`: a bare aiohttp session: GET, status check, orjson.loads, nothing else (the reference).
 
 Every cell (client x concurrent calls) runs for a fixed time, the clients interleaved within each round (their
