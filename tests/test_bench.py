@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import sys
 
-from tests.benchmarks import bench_sync
+from tests.benchmarks import bench_client, bench_sync
 from tests.benchmarks.bench import OPERATIONS
 from tests.support.deps import skip_or_fail
 
@@ -34,6 +34,9 @@ def test_make_bench_runs_end_to_end_at_a_small_size() -> None:
     for op in OPERATIONS:
         assert f"{op}: LINSTOR calls" in measurements
         assert f"{op}: service's own time" in measurements
+    for target in bench_client.TARGETS:
+        for c in bench_client.CONCURRENCY:
+            assert f"{target} c{c}" in measurements
     for figure in bench_sync.SYNC_FIGURES:
         assert f"{figure}, 1,000 volumes" in measurements
     assert "non-2xx" not in done.stdout  # every lookup of the sample answered 200

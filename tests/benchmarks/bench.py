@@ -40,7 +40,7 @@ from app.emulator import EmulatorState
 from app.emulator.rg_ops import create_rg
 from app.linstor.transport import endpoint_template
 from app.transcripts.format import Exchange, read_transcript
-from tests.benchmarks import bench_sync
+from tests.benchmarks import bench_client, bench_sync
 from tests.benchmarks.harness import POOL, emulator, fill, linstor_names, process, wait_http, wrk
 from tests.support.server import free_port
 
@@ -336,6 +336,28 @@ def mutations(rounds: int, work: Path) -> list[Row]:
     return rows
 
 
+# ---- the LINSTOR client (bench_client) ------------------------------------------------------------------
+
+
+def client(seconds: float, rounds: int) -> list[Row]:
+    """bench_client's cells: the service's LINSTOR client, and httpx's own pool, against plain aiohttp."""
+    rows = []
+    for r in bench_client.run(seconds, rounds):
+        result = f"{r.calls_per_s:,.0f} calls/s · p50 {r.p50_ms:.2f} ms · p99 {r.p99_ms:.2f} ms"
+        versus = "" if r.target == "aiohttp" else f"{r.vs_aiohttp:.2f}x aiohttp's calls/s"
+        if r.target == "client" and r.concurrency > 1:
+            versus += " (target >= 0.7" + ("; p99 < 50 ms)" if r.concurrency == 64 else ")")
+        rows.append(
+            Row(
+                "LINSTOR client",
+                f"{r.target} c{r.concurrency}",
+                f"{result} · CPU {r.cpu_ms_per_call:.3f} ms/call",
+                versus,
+            )
+        )
+    return rows
+
+
 # ---- memory and full syncs (bench_sync) ------------------------------------------------------------------
 
 SYNC_TARGETS = {
@@ -373,6 +395,7 @@ def main() -> None:
         for size in args.sizes:
             rows += lookups(size, args.seconds, args.rounds, work)
         rows += mutations(max(args.rounds, 5), work)
+    rows += client(args.seconds, args.rounds)
     rows += syncs(max(args.sizes), args.rounds)
     print(
         f"make bench, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, 127.0.0.1; "
