@@ -38,11 +38,19 @@ class LogFormat(StrEnum):
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: time, level, logger, message, request_id, then the record's extra fields."""
 
+    # (second, its text): strftime once a second, as every request writes a line; one tuple, so a thread
+    # logging at the same time reads a second and its text together
+    _stamp: tuple[int, str] = (-1, "")
+
     def format(self, record: logging.LogRecord) -> str:
         """The record as one line of JSON."""
+        second, text = self._stamp
+        if int(record.created) != second:
+            second = int(record.created)
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._stamp = (second, text)
         line: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": f"{text}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),

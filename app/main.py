@@ -102,10 +102,11 @@ def create_app(
         redoc_url=None,
     )
     errors.install(app)
-    # innermost: the two lookups are answered before routing, inside authentication, limits and metrics
-    app.add_middleware(HotLookups)
     app.add_middleware(Idempotency)  # added first, so inside the body limit: it reads bodies already bounded
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    # the two lookups are answered before routing, inside authentication and metrics; they read no body and
+    # take no Idempotency-Key, so the two middlewares above have nothing to do for them
+    app.add_middleware(HotLookups)
     # outermost: a request without a valid token reaches neither the body limit nor the idempotency store
     app.add_middleware(Authenticate, tokens=configured_tokens(settings))
     # added last, so outermost: it times, counts and logs every answer, the 401s and 413s too

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -209,3 +210,14 @@ async def test_no_secret_in_logs_errors_or_metrics(
         for answer in answers:
             assert secret not in answer.text
             assert secret not in str(answer.headers)
+
+
+@pytest.mark.parametrize("created", [1_700_000_000.25, 1_700_000_059.999])
+def test_json_lines_are_stamped_with_their_own_second_in_utc(created: float) -> None:
+    # the formatter keeps the text of the last second it wrote: a line of another second gets its own
+    formatter = JsonFormatter()
+    for at in (created - 1, created, created + 61):
+        record = logging.LogRecord("t", logging.INFO, "", 0, "m", None, None)
+        record.created, record.msecs = at, (at - int(at)) * 1000
+        stamp = json.loads(formatter.format(record))["ts"]
+        assert stamp == time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(record.msecs):03d}Z"
