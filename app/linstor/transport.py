@@ -442,6 +442,7 @@ class LinstorSession:
         data: bytes = await self._request("GET", path, params=params, raw=True)
         return data
 
+
 def _controller_of(response: httpx.Response) -> str:
     """The base URL of the controller that sent `response` (for errors only: it costs a URL parse)."""
     return str(response.request.url.copy_with(path="/", query=None)).rstrip("/")
