@@ -4,29 +4,33 @@ Reads by key run inline on the event loop for SQLite (sqlite3 itself, a few µs;
 for the writer) and in a thread for PostgreSQL (network I/O never blocks the loop). Listings, counts and
 every write run in a thread. Rows are stamped with the database's clock (PostgreSQL's clock_timestamp()
 for a shared cache), so replicas whose clocks drift still agree on which write is newer; see replace.py
-for how a full sync uses the stamps.
+for how a full sync uses the stamps. A call's thread outlives its task when the task is cancelled (a resync
+stopped at shutdown), so close() waits for the calls under way, CLOSE_TIMEOUT at most.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
+import logging
 import secrets
+import threading
 import time
 from collections.abc import Callable, Collection, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from app.cache import migrate, queries, replace
 from app.cache.engine import WRITE_OPTION, create_cache_engine
 from app.cache.queries import CachedVolume
 from app.cache.tables import name_key, snapshots, sync_state, tombstones, volumes
 from app.identity import VolumeKey, VolumeRecord, VolumeType
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 VolumeList = list[CachedVolume]
@@ -42,10 +46,18 @@ ANALYZE_THRESHOLD = 1000
 INLINE_BUSY_TIMEOUT_MS = 100
 # Expired Idempotency-Keys deleted by one purge at most: a purge is one short transaction.
 KEY_PURGE_BATCH = 1000
+# close() waits this long for the database calls under way (seconds): a write may wait for another
+# replica's sync to release the write lock. Well within what systemd and Kubernetes leave after the
+# listener's graceful shutdown (app/listener.py).
+CLOSE_TIMEOUT = 10.0
 
 _BY_RD_SQL = queries.sqlite_sql(queries.BY_RD)
 _BY_KEY_SQL = queries.sqlite_sql(queries.BY_KEY)
 _BY_SNAPSHOT_SQL = queries.sqlite_sql(queries.BY_SNAPSHOT)
+
+
+class CacheClosedError(RuntimeError):
+    """The store is closed: it starts no more database calls."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +88,13 @@ class CacheStore:
         self._inline_db: Any = None  # its sqlite3.Connection
         size = engine.pool.size() if hasattr(engine.pool, "size") else 4
         self._executor = ThreadPoolExecutor(max_workers=max(2, size), thread_name_prefix="cache")
+        # the calls submitted and not yet ended, which close() waits for; the lock also orders a submit
+        # before or after close(), never during it
+        self._calls: set[Future[Any]] = set()
+        self._calls_lock = threading.Lock()
+        self._closed = False
+        for each in {self._engine, self._reader}:
+            sa.event.listen(each, "checkin", self._on_checkin)
 
     @classmethod
     def open(
@@ -102,12 +121,31 @@ class CacheStore:
         """Migrate the database to the newest schema (blocking: call it in a thread)."""
         migrate.upgrade_engine(self._engine)
 
-    async def close(self) -> None:
-        """Close every connection and the worker threads."""
+    async def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
+        """Wait up to `timeout` seconds for the calls under way, then close every connection and thread.
+
+        A call still running then (its task may have been cancelled: its statement was not) keeps its
+        connection until it ends, and that connection is then closed rather than pooled (_on_checkin).
+        """
+        with self._calls_lock:
+            self._closed = True
+            calls = list(self._calls)
         if self._inline is not None:
             self._inline.close()
             self._inline = None
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._executor.shutdown(wait=False)  # the calls queued run too: their callers are waiting for them
+        if calls:
+            _done, late = await asyncio.to_thread(wait, calls, timeout)
+            if late:
+                self._executor.shutdown(wait=False, cancel_futures=True)  # queued ones never start
+                running = sum(1 for call in late if call.running())
+                if running:
+                    log.warning(
+                        "cache close: %d database call(s) still running after %gs; "
+                        "each closes its connection when it ends",
+                        running,
+                        timeout,
+                    )
         await asyncio.to_thread(self._engine.dispose)
         if self._reader is not self._engine:
             await asyncio.to_thread(self._reader.dispose)
@@ -278,11 +316,28 @@ class CacheStore:
     # ---- plumbing ---------------------------------------------------------------------------------------
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+        with self._calls_lock:
+            if self._closed:
+                raise CacheClosedError("the cache store is closed")
+            call = self._executor.submit(fn, *args)
+            self._calls.add(call)
+        call.add_done_callback(self._forget)
+        return await asyncio.wrap_future(call)
+
+    def _forget(self, call: Future[Any]) -> None:
+        with self._calls_lock:
+            self._calls.discard(call)
+
+    def _on_checkin(self, _dbapi_connection: Any, entry: ConnectionPoolEntry) -> None:
+        # after close() a connection coming back is closed: dispose() has emptied the pool already, and a
+        # connection left in a disposed pool stays open until the garbage collector finds it
+        if self._closed:
+            entry.invalidate()
 
     def _inline_rows(self, sql: str, params: dict[str, str]) -> Rows:
         if self._inline is None:
+            if self._closed:
+                raise CacheClosedError("the cache store is closed")
             # a pooled connection kept for the loop's own use: the engine's pragmas, autocommit reads
             self._inline = self._engine.raw_connection()
             self._inline_db = self._inline.driver_connection
