@@ -4,6 +4,7 @@ doubled (issue 10; app/claims.py, app/markers.py)."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 import pytest
@@ -69,12 +70,15 @@ async def test_a_timed_out_create_retried_with_its_key_ends_with_one_rd(
     key = {"Idempotency-Key": '"c1-create-2e8f4a"'}
     with serve(app) as url:
         async with httpx.AsyncClient(base_url=url, timeout=30) as api:
+            started = time.monotonic()
             first = await api.post(f"/v1/pools/{POOL}/volumes", json=C1, headers=key)
             assert_problem(first, 504, "linstor_timeout")
             early = await api.post(f"/v1/pools/{POOL}/volumes", json=C1, headers=key)
             assert_problem(early, 409, "operation_in_progress")
-            await asyncio.sleep(1.6)  # the spawn has completed; the first attempt's claim has expired
-            (made,) = await identity_rds(linstor)
+            # the spawn completes (a loaded machine may take longer than its 0.8 s), then the first
+            # attempt's claim expires (claim_timeout 1.5 s after it was taken)
+            made = await _one_identity_rd(linstor, within=10.0)
+            await asyncio.sleep(max(0.0, started + 1.6 - time.monotonic()))
             retry = await api.post(f"/v1/pools/{POOL}/volumes", json=C1, headers=key)
             assert retry.status_code == 201, retry.text
             assert "idempotent-replayed" not in retry.headers  # it ran: the failures were not kept
@@ -84,3 +88,12 @@ async def test_a_timed_out_create_retried_with_its_key_ends_with_one_rd(
             assert again.json() == retry.json()
             assert await identity_rds(linstor) == [made]
             assert PENDING not in (await linstor.get_resource_definition(made)).props
+
+
+async def _one_identity_rd(linstor: LinstorClient, within: float) -> str:
+    """The one RD holding c1's identity, once LINSTOR has it (polled for at most `within` seconds)."""
+    deadline = time.monotonic() + within
+    while not (found := await identity_rds(linstor)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    (made,) = found
+    return made
