@@ -79,7 +79,7 @@ class Timeouts:
         """
         read = self.read if method == "GET" else self.write
         connect = min(self.connect, left / max(controllers, 1))
-        return AttemptTimeout(connect=connect, read=min(read, left), pool=connect)
+        return AttemptTimeout(connect=connect, read=min(read, left), pool=connect, total=left)
 
 
 @dataclass(frozen=True)
@@ -254,11 +254,8 @@ class LinstorSession:
                 ) from last
             timeout = self._timeouts.for_attempt(method, left, len(controllers) - i)
             try:
-                # the exchange's timeouts bound each phase (and each read); this bounds the whole attempt
-                async with asyncio.timeout(left):
-                    status, answer = await self._exchange.send(
-                        method, base + target, content, headers, timeout
-                    )
+                # the exchange's timeouts bound each phase, each read, and the whole attempt (`left`)
+                status, answer = await self._exchange.send(method, base + target, content, headers, timeout)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 last = exc
                 log.warning("LINSTOR controller %s unreachable: %s", base, exc)

@@ -147,6 +147,26 @@ async def test_read_timeout_in_the_middle_of_a_body(size: int) -> None:
     assert seconds < 1.5, seconds
 
 
+async def test_a_trickling_answer_is_cut_at_the_deadline() -> None:
+    """A byte every 50 ms never lets the 5 s read timeout fire: the deadline bounds the whole attempt."""
+
+    async def trickle(n: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n[")
+        for _ in range(200):
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            writer.write(b" ")
+        return False
+
+    async with (
+        controller(trickle) as (url, _),
+        LinstorClient(ConnectionConfig(urls=(url,)), retries=0, deadlines=Deadlines(read=0.5)) as c,
+    ):
+        error, seconds = await timed(c.list_resource_definitions())
+    assert isinstance(error, LinstorTimeout), error
+    assert 0.45 < seconds < 1.0, seconds
+
+
 async def test_pool_timeout_when_every_connection_is_busy() -> None:
     """One connection allowed and held by a hung call: the next call waits `connect` seconds for it, then
     fails with a pool timeout (504), without opening a second connection or failing over."""
