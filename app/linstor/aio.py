@@ -11,7 +11,7 @@ a server that hangs up before answering to ConnectTimeout, on which the session 
 * The timeouts of each attempt: `total` bounds the whole of it (aiohttp's own total timer: an
   asyncio.timeout around the call cost ~9 us of CPU a call), `connect` the TCP and TLS handshake (aiohttp's
   sock_connect), `read` each wait for data, headers and body alike (sock_read), `pool` the wait for a free
-  connection (a semaphore of `max_connections` here, so it raises PoolTimeout, never ConnectTimeout). No
+  connection (`max_connections` slots here, so it raises PoolTimeout, never ConnectTimeout). No
   timeout is rounded up to a whole second (aiohttp's ceil_threshold): a deadline ends when it says. aiohttp
   has no write timeout: `total` bounds a whole attempt anyway.
 * One attempt is one request: aiohttp's own silent resend of an idempotent request is off.
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
@@ -63,6 +64,51 @@ def _map_errors() -> Iterator[None]:
         raise  # pragma: no cover - ClientError is the last entry
 
 
+class _Slots:
+    """`size` connections at most: a freed slot goes to the longest waiter; a waiter gives up after its
+    timeout with PoolTimeout. An asyncio.Semaphore under asyncio.timeout did this for ~5 us more a wait."""
+
+    def __init__(self, size: int) -> None:
+        self._free = size
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def acquire_now(self) -> bool:
+        """Take a free slot if there is one."""
+        if self._free:  # a slot is only ever free while nobody waits: release() hands it over
+            self._free -= 1
+            return True
+        return False
+
+    async def acquire(self, seconds: float) -> None:
+        """Wait at most `seconds` for a slot."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiters.append(waiter)
+        timer = loop.call_later(seconds, _expire, waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self.release()  # handed a slot, then cancelled before it could run: pass the slot on
+            raise
+        finally:
+            timer.cancel()
+
+    def release(self) -> None:
+        """Give a slot back: to the longest waiter still waiting, or to the free ones."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():  # not timed out nor cancelled
+                waiter.set_result(None)
+                return
+        self._free += 1
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(httpx.PoolTimeout("no free connection in time"))
+
+
 class AiohttpExchange:
     """Sends the session's requests over one aiohttp ClientSession: HTTP/1.1, kept alive, max_connections
     at most."""
@@ -73,7 +119,7 @@ class AiohttpExchange:
         # None: aiohttp's default, a context that verifies with the system CAs
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._keepalive = keepalive
-        self._slots = asyncio.Semaphore(max_connections)
+        self._slots = _Slots(max_connections)
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
@@ -99,12 +145,10 @@ class AiohttpExchange:
     ) -> tuple[int, bytes]:
         """One request within `timeout`; its status and whole (decoded) body."""
         total = timeout.total
-        if self._slots.locked():  # the time spent waiting for a connection is the attempt's too
+        if not self._slots.acquire_now():  # the time spent waiting for a connection is the attempt's too
             started = asyncio.get_running_loop().time()
-            await self._wait(timeout.pool)
+            await self._slots.acquire(timeout.pool)
             total -= asyncio.get_running_loop().time() - started
-        else:
-            await self._slots.acquire()
         try:
             with _map_errors():
                 async with self._client().request(
@@ -124,13 +168,6 @@ class AiohttpExchange:
                     return response.status, await response.read()
         finally:
             self._slots.release()
-
-    async def _wait(self, seconds: float) -> None:
-        try:
-            async with asyncio.timeout(seconds):
-                await self._slots.acquire()
-        except TimeoutError as exc:
-            raise httpx.PoolTimeout("no free connection in time") from exc
 
     async def aclose(self) -> None:
         """Close every connection."""
