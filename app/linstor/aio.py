@@ -153,7 +153,7 @@ class AiohttpExchange:
             with _map_errors():
                 async with self._client().request(
                     method,
-                    # the session escapes every part it puts in (names, query): yarl need not check it again
+                    # sent as the session escaped it, as httpx sent it (yarl would unescape / ? in the query)
                     URL(url, encoded=True),
                     headers=headers,
                     data=body,
