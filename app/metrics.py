@@ -83,6 +83,8 @@ class Metrics:
         self.registry.register(CacheCollector(cache))
         # label sets are route templates and statuses: a bounded set
         self._per_request: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        # and LINSTOR calls' are methods and endpoint templates: bounded too
+        self._per_call: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
 
     def request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one answered HTTP request."""
@@ -99,8 +101,16 @@ class Metrics:
 
     def linstor_call(self, method: str, endpoint: str, seconds: float, error: LinstorError | None) -> None:
         """Count one LINSTOR call (app.linstor.transport.CallObserver); an operational failure is logged."""
-        self.linstor_calls.labels(method, endpoint).inc()
-        self.linstor_seconds.labels(method, endpoint).observe(seconds)
+        key = (method, endpoint)
+        children = self._per_call.get(key)
+        if children is None:  # as in request(): labels() once per label set, not per call
+            children = (
+                self.linstor_calls.labels(method, endpoint),
+                self.linstor_seconds.labels(method, endpoint),
+            )
+            self._per_call[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
         if error is not None:
             self.linstor_errors.labels(method, endpoint, error_kind(error)).inc()
             # request errors (not found, exists) are answers; an unreachable or failing LINSTOR is news

@@ -5,8 +5,8 @@ The transport (one httpx.AsyncClient per process, failover, retries, decoding) i
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -38,7 +38,7 @@ from app.linstor.models import (
     SpawnResult,
     VolumeDefinition,
 )
-from app.linstor.transport import OFFLOAD_BYTES, LinstorSession, Timeouts
+from app.linstor.transport import LinstorSession, Timeouts
 
 
 def _seg(name: str | int) -> str:
@@ -150,10 +150,7 @@ class LinstorClient(LinstorSession):
         if limit:
             params += [("offset", offset), ("limit", limit)]
         path = "/v1/resource-definitions"
-        body = await self._get_raw(path, params=params)
-        if len(body) > OFFLOAD_BYTES:  # a page of thousands of RDs: decoded off the event loop
-            return await asyncio.to_thread(decode_rd_list, path, body)
-        return decode_rd_list(path, body)
+        return await self._get_decoded(path, partial(decode_rd_list, path), params=params)
 
     async def get_resource_definition(self, name: str) -> ResourceDefinition:
         """GET /v1/resource-definitions/{rd} (never includes volume definitions)."""
@@ -197,7 +194,7 @@ class LinstorClient(LinstorSession):
     async def clone(self, source: str, request: CloneRequest) -> CloneStarted:
         """POST /v1/resource-definitions/{rd}/clone; answers CloneStarted (201) or raises."""
         path = f"/v1/resource-definitions/{_seg(source)}/clone"
-        data = await self._request("POST", path, body=request.model_dump(exclude_none=True))
+        data = await self._json("POST", path, body=request.model_dump(exclude_none=True))
         try:
             started = CloneStarted.model_validate(data)
         except ValidationError as exc:

@@ -1,5 +1,6 @@
-"""The transport under the LINSTOR client: httpx requests on one aiohttp pool a process (app/linstor/aio.py),
-failover, retries, decoding.
+"""The session under the LINSTOR client: failover, retries, deadlines, error mapping and decoding, above an
+exchange that only carries bytes (exchange.py: aiohttp's pool in production, an injected httpx transport in
+tests). Every call takes the same path, whichever exchange carries it.
 
 Calls fail over to the next controller on connection errors (the request never reached a controller, so
 this is safe for every method, as golinstor does), and retry with backoff on operational errors for
@@ -18,17 +19,19 @@ import asyncio
 import base64
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, Self, TypeVar
+from functools import lru_cache, partial
+from typing import Any, NoReturn, Protocol, Self, TypeVar
+from urllib.parse import urlencode
 
 import httpx
 import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from app.linstor.aio import AiohttpTransport
+from app.linstor.aio import AiohttpExchange
 from app.linstor.config import ConnectionConfig
 from app.linstor.errors import (
     LinstorAccessDenied,
@@ -40,18 +43,19 @@ from app.linstor.errors import (
     LinstorUnavailable,
     error_for,
 )
+from app.linstor.exchange import AttemptTimeout, Exchange, HttpxExchange
 from app.linstor.models import ApiCallRc
 
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE"})
 READS = frozenset({"GET", "HEAD"})
 USER_AGENT = "linstor-names/0.1"
-# Answers bigger than this are decoded, and lists longer than this validated, in a worker thread so that
-# a full sync of a large cluster never stalls the event loop (a thread hop costs ~0.1 ms).
+# Answers bigger than this are decoded in a worker thread so that a full sync of a large cluster never
+# stalls the event loop (a thread hop costs ~0.1 ms).
 OFFLOAD_BYTES = 256 * 1024
-OFFLOAD_ITEMS = 500
 
 _rc_list = TypeAdapter(list[ApiCallRc])
 # query parameters as (name, value) pairs: LINSTOR repeats `props`, `resource_definitions`, ...
@@ -66,15 +70,16 @@ class Timeouts:
     read: float = 30.0
     write: float = 300.0
 
-    def for_attempt(self, method: str, left: float, controllers: int) -> httpx.Timeout:
-        """The httpx timeout of one attempt, cut to the `left` seconds of its deadline.
+    def for_attempt(self, method: str, left: float, controllers: int) -> AttemptTimeout:
+        """The timeouts of one attempt, cut to the `left` seconds of its deadline.
 
-        Connecting gets its share of the time left among the `controllers` still to try, so that one
-        black-holed controller cannot use up the deadline before failover reaches the next.
+        Connecting (and waiting for a free connection) gets its share of the time left among the
+        `controllers` still to try, so that one black-holed controller cannot use up the deadline before
+        failover reaches the next.
         """
         read = self.read if method == "GET" else self.write
         connect = min(self.connect, left / max(controllers, 1))
-        return httpx.Timeout(min(read, left), connect=connect, pool=connect)
+        return AttemptTimeout(connect=connect, read=min(read, left), pool=connect, total=left)
 
 
 @dataclass(frozen=True)
@@ -150,6 +155,7 @@ NAMED = {
 WORDS = frozenset(NAMED) | {"v1", "controller", "version", "view", "spawn", "autoplace"}
 
 
+@lru_cache(maxsize=4096)  # paths repeat (the same few RDs looked up again); the cache bounds its memory
 def endpoint_template(path: str) -> str:
     """`path` with its names replaced by placeholders: /v1/resource-definitions/{rd}/snapshots/{snapshot}."""
     out: list[str] = []
@@ -202,16 +208,15 @@ class LinstorSession:
             headers["Authorization"] = f"Basic {base64.b64encode(basic).decode()}"
         self._headers = headers
         self._json_headers = {**headers, "Content-Type": "application/json"}
+        # No proxy from the environment, no redirects, no cookies: golinstor and python-linstor reach the
+        # controller directly too, and LINSTOR sends neither redirects nor cookies.
+        self._exchange: Exchange
         if transport is None:
-            # httpx's own pool collapses under concurrency (encode/httpx#3215): aiohttp's carries the calls
-            transport = AiohttpTransport(ssl_context=config.ssl_context, max_connections=max_connections)
-        self._transport = transport
-        # The calls go to the transport directly (_exchange); the client is kept for callers that want
-        # httpx's whole API on the same connections, and it closes the transport. No proxy from the
-        # environment: golinstor and python-linstor reach the controller directly too.
-        self._http = httpx.AsyncClient(
-            transport=transport, headers=headers, follow_redirects=False, trust_env=False
-        )
+            # httpx's own pool collapses under concurrency (encode/httpx#3215), and its Request, URL and
+            # Response objects cost more CPU than the rest of a call: aiohttp's pool carries the bytes
+            self._exchange = AiohttpExchange(ssl_context=config.ssl_context, max_connections=max_connections)
+        else:
+            self._exchange = HttpxExchange(transport)
 
     @property
     def controller(self) -> str:
@@ -220,7 +225,7 @@ class LinstorSession:
 
     async def aclose(self) -> None:
         """Close the connection pool."""
-        await self._http.aclose()
+        await self._exchange.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -230,10 +235,15 @@ class LinstorSession:
 
     async def _send_once(
         self, method: str, path: str, params: Params, body: Any, ends: float
-    ) -> httpx.Response:
-        """Send to the first controller that accepts a connection before `ends`; move it to the front."""
+    ) -> tuple[int, bytes, str]:
+        """Send to the first controller that accepts a connection before `ends`; move it to the front.
+
+        The status and body of its answer, and which controller gave it.
+        """
         content = orjson.dumps(body) if body is not None else None
         headers = self._json_headers if content is not None else self._headers
+        # encoded as httpx encodes params: LINSTOR repeats `props`, and a filter holds / = & +
+        target = f"{path}?{urlencode(params)}" if params else path
         last: Exception | None = None
         controllers = list(self._controllers)
         for i, base in enumerate(controllers):
@@ -243,17 +253,9 @@ class LinstorSession:
                     f"{method} {path}: no time left of the request's deadline", controller=base
                 ) from last
             timeout = self._timeouts.for_attempt(method, left, len(controllers) - i)
-            request = httpx.Request(
-                method,
-                httpx.URL(base + path, params=params or None),
-                headers=headers,
-                content=content,
-                extensions={"timeout": timeout.as_dict()},
-            )
             try:
-                # httpx's timeouts bound each phase (and each read); this bounds the whole attempt
-                async with asyncio.timeout(left):
-                    response = await self._exchange(request)
+                # the exchange's timeouts bound each phase, each read, and the whole attempt (`left`)
+                status, answer = await self._exchange.send(method, base + target, content, headers, timeout)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 last = exc
                 log.warning("LINSTOR controller %s unreachable: %s", base, exc)
@@ -264,29 +266,15 @@ class LinstorSession:
                 ) from exc
             except httpx.TransportError as exc:
                 raise LinstorUnavailable(f"{method} {path}: {exc!r}", controller=base) from exc
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s %s%s: %d", method, base, target, status)
             if base != self._controllers[0]:
                 self._controllers.remove(base)
                 self._controllers.insert(0, base)
-            return response
+            return status, answer, base
         raise LinstorUnavailable(
             f"no LINSTOR controller reachable ({', '.join(self._controllers)}): {last}"
         ) from last
-
-    async def _exchange(self, request: httpx.Request) -> httpx.Response:
-        """One request on the transport, its answer read whole.
-
-        httpx.AsyncClient.send would add ~0.2 ms of CPU a call (URL merging, cookie extraction, the auth
-        flow, a log line) for nothing the session uses: it never follows redirects and keeps no cookies.
-        """
-        response = await self._transport.handle_async_request(request)
-        response.request = request
-        try:
-            await response.aread()
-        finally:
-            await response.aclose()
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s %s: %d", request.method, request.url, response.status_code)
-        return response
 
     def _ends(self, op: Operation, method: str) -> float:
         """When a call of `op` must be done: the deadline this call and its retries share."""
@@ -303,58 +291,64 @@ class LinstorSession:
         self,
         method: str,
         path: str,
+        decode: Callable[[bytes], T],
         *,
         params: Params = None,
         body: Any = None,
-        raw: bool = False,
-    ) -> Any:
-        """One API call: the decoded JSON answer (`raw`: a 2xx body's bytes), or a typed LinstorError."""
+    ) -> T:
+        """One API call: its 2xx answer's body through `decode` (a LinstorProtocolError if it does not
+        fit), or a typed LinstorError."""
         if self._observer is None:
-            return await self._attempts(method, path, params, body, raw)
+            return await self._decoded(method, path, params, body, decode)
         started = time.perf_counter()
         try:
-            data = await self._attempts(method, path, params, body, raw)
+            data = await self._decoded(method, path, params, body, decode)
         except LinstorError as exc:
             self._observer.linstor_call(method, endpoint_template(path), time.perf_counter() - started, exc)
             raise
         self._observer.linstor_call(method, endpoint_template(path), time.perf_counter() - started, None)
         return data
 
-    async def _attempts(self, method: str, path: str, params: Params, body: Any, raw: bool = False) -> Any:
-        """The attempts of one call, within its operation's deadline."""
-        with linstor_operation() as op:  # a call outside any operation is an operation of its own
-            ends = self._ends(op, method)
-            attempt = 0
-            while True:
-                try:
-                    response = await self._send_once(method, path, params, body, ends)
-                    if raw and response.is_success:
-                        return response.content
-                    if len(response.content) > OFFLOAD_BYTES:
-                        # a list of 100k RDs is tens of MB: parse it off the event loop
-                        return await asyncio.to_thread(self._decode, method, path, response)
-                    return self._decode(method, path, response)
-                except LinstorOperationalError as exc:
-                    delay = self._backoff * 2**attempt
-                    retry = method in IDEMPOTENT and attempt < self._retries
-                    if not retry or time.monotonic() + delay >= ends:
-                        # asking again sooner than one read deadline would likely meet the same controller
-                        exc.retry_after = self._deadlines.read
-                        raise
-                    attempt += 1
-                    log.warning(
-                        "retry %d/%d of %s %s in %.2fs: %s", attempt, self._retries, method, path, delay, exc
-                    )
-                    await asyncio.sleep(delay)
+    async def _decoded(
+        self, method: str, path: str, params: Params, body: Any, decode: Callable[[bytes], T]
+    ) -> T:
+        content = await self._attempts(method, path, params, body)
+        if len(content) > OFFLOAD_BYTES:
+            # a list of 100k RDs is tens of MB: parse it off the event loop
+            return await asyncio.to_thread(decode, content)
+        return decode(content)
 
-    def _decode(self, method: str, path: str, response: httpx.Response) -> Any:
-        status = response.status_code
+    async def _attempts(self, method: str, path: str, params: Params, body: Any) -> bytes:
+        """The attempts of one call, within its operation's deadline: the body of its 2xx answer."""
+        # a call outside any operation is an operation of its own (no context needed: nothing nests in it)
+        op = _operation.get() or Operation(started=time.monotonic())
+        ends = self._ends(op, method)
+        attempt = 0
+        while True:
+            try:
+                status, content, controller = await self._send_once(method, path, params, body, ends)
+                if status < 300:
+                    return content
+                self._refuse(method, path, status, content, controller)
+            except LinstorOperationalError as exc:
+                delay = self._backoff * 2**attempt
+                retry = method in IDEMPOTENT and attempt < self._retries
+                if not retry or time.monotonic() + delay >= ends:
+                    # asking again sooner than one read deadline would likely meet the same controller
+                    exc.retry_after = self._deadlines.read
+                    raise
+                attempt += 1
+                log.warning(
+                    "retry %d/%d of %s %s in %.2fs: %s", attempt, self._retries, method, path, delay, exc
+                )
+                await asyncio.sleep(delay)
+
+    def _refuse(self, method: str, path: str, status: int, content: bytes, controller: str) -> NoReturn:
+        """Raise the error of an answer that is not 2xx (3xx too: the session never follows a redirect,
+        and LINSTOR sends none)."""
         try:
-            data = orjson.loads(response.content) if response.content else None
-            if status < 300:
-                return data
+            data = orjson.loads(content) if content else None
         except orjson.JSONDecodeError as exc:
-            controller = _controller_of(response)
             denied = error_for([], status=status, controller=controller)
             if isinstance(denied, LinstorAccessDenied):
                 raise denied from exc
@@ -367,8 +361,6 @@ class LinstorSession:
             raise LinstorProtocolError(
                 f"{method} {path}: answer {status} is not JSON", controller=controller
             ) from exc
-        # 3xx too: the session never follows a redirect, and LINSTOR sends none
-        controller = _controller_of(response)
         err = error_for(self._error_rcs(data), status=status, controller=controller)
         if err is not None:
             raise err
@@ -394,6 +386,10 @@ class LinstorSession:
         except ValidationError as exc:
             raise LinstorProtocolError(f"malformed ApiCallRc list: {exc.error_count()} errors") from exc
 
+    async def _json(self, method: str, path: str, *, params: Params = None, body: Any = None) -> Any:
+        """A call whose 2xx answer is any JSON (None when empty)."""
+        return await self._request(method, path, partial(_loads, method, path), params=params, body=body)
+
     async def _call(
         self,
         method: str,
@@ -403,7 +399,7 @@ class LinstorSession:
         body: Any = None,
     ) -> list[ApiCallRc]:
         """A mutating call that answers with an ApiCallRc list; raises on any error entry."""
-        data = await self._request(method, path, params=params, body=body)
+        data = await self._json(method, path, params=params, body=body)
         rcs = self._rcs(data if data is not None else [])
         err = error_for(rcs, status=200)
         if err is not None:
@@ -411,38 +407,34 @@ class LinstorSession:
         return rcs
 
     async def _get(self, model: type[M], path: str, *, params: Params = None) -> M:
-        data = await self._request("GET", path, params=params)
-        try:
-            return model.model_validate(data)
-        except ValidationError as exc:
-            raise LinstorProtocolError(f"GET {path}: unexpected answer: {exc}") from exc
+        """A GET whose answer is one `model`, validated straight from the body's bytes."""
+        return await self._request(
+            "GET", path, partial(_validated, model.model_validate_json, path), params=params
+        )
 
-    async def _list(
-        self,
-        adapter: TypeAdapter[list[M]],
-        path: str,
-        *,
-        params: Params = None,
-    ) -> list[M]:
-        data = await self._request("GET", path, params=params)
-        if isinstance(data, list) and len(data) > OFFLOAD_ITEMS:
-            return await asyncio.to_thread(self._validate_list, adapter, path, data)
-        return self._validate_list(adapter, path, data)
+    async def _list(self, adapter: TypeAdapter[list[M]], path: str, *, params: Params = None) -> list[M]:
+        """A GET whose answer is a list of models, validated straight from the body's bytes."""
+        return await self._request(
+            "GET", path, partial(_validated, adapter.validate_json, path), params=params
+        )
 
-    @staticmethod
-    def _validate_list(adapter: TypeAdapter[list[M]], path: str, data: Any) -> list[M]:
-        try:
-            return adapter.validate_python(data)
-        except ValidationError as exc:
-            raise LinstorProtocolError(f"GET {path}: unexpected answer: {exc.error_count()} errors") from exc
-
-    async def _get_raw(self, path: str, *, params: Params = None) -> bytes:
-        """A GET whose 2xx body comes back undecoded, for a caller that decodes it leaner (a full sync's
-        pages); deadline, failover, retries and the errors of any other answer are those of every call."""
-        data: bytes = await self._request("GET", path, params=params, raw=True)
-        return data
+    async def _get_decoded(self, path: str, decode: Callable[[bytes], T], *, params: Params = None) -> T:
+        """A GET whose 2xx body `decode` reads (a full sync's pages, decoded leaner by msgspec); deadline,
+        failover, retries and the errors of any other answer are those of every call."""
+        return await self._request("GET", path, decode, params=params)
 
 
-def _controller_of(response: httpx.Response) -> str:
-    """The base URL of the controller that sent `response` (for errors only: it costs a URL parse)."""
-    return str(response.request.url.copy_with(path="/", query=None)).rstrip("/")
+def _loads(method: str, path: str, content: bytes) -> Any:
+    """A 2xx answer's JSON; None for an empty body."""
+    try:
+        return orjson.loads(content) if content else None
+    except orjson.JSONDecodeError as exc:
+        raise LinstorProtocolError(f"{method} {path}: answer is not JSON") from exc
+
+
+def _validated(validate: Callable[[bytes], T], path: str, content: bytes) -> T:
+    """`validate` (pydantic's validate_json) of a 2xx answer; another shape is a LinstorProtocolError."""
+    try:
+        return validate(content)
+    except ValidationError as exc:
+        raise LinstorProtocolError(f"GET {path}: unexpected answer: {exc.error_count()} errors") from exc

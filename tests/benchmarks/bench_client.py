@@ -7,27 +7,32 @@ with one of three clients at a time, each doing the GET of a verify-mode confirm
 * `client`: the project's LinstorClient as the service builds it (default transport, retries, deadlines,
   decoding into the pydantic model, the app's metrics observer);
 * `client-httpx`: the same client on httpx's own transport (httpcore's pool, the one it used before);
-* `aiohttp`: a bare aiohttp session: GET, status check, orjson.loads, nothing else (the reference).
+* `aiohttp`: a bare aiohttp session: GET, status check, orjson.loads, nothing else (the reference);
+* `baseline` (with --baseline DIR): `client` as the `app` package in DIR builds it, in a child process that
+  measures when told to, so that a change is compared with its parent in the same run, cells interleaved.
+  DIR holds only that `app`: `mkdir DIR && git archive 1a603b8 app | tar -x -C DIR`.
 
 Every cell (client x concurrent calls) runs for a fixed time, the clients interleaved within each round (their
 order rotating between rounds); the table gives the medians over the rounds: calls/s, p50 and p99 latency,
 the CPU this process spent per call (time.process_time), and the throughput as a share of aiohttp's.
 
-Run: .venv/bin/python -m tests.benchmarks.bench_client [--duration S] [--rounds N]
+Run: .venv/bin/python -m tests.benchmarks.bench_client [--duration S] [--rounds N] [--baseline DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import aiohttp
@@ -41,11 +46,13 @@ from app.metrics import Metrics
 from tests.benchmarks.harness import emulator, fill
 
 TARGETS = ("client", "client-httpx", "aiohttp")
+BASELINE = "baseline"
 CONCURRENCY = (1, 16, 64)
 RDS = 200
 CONNECTIONS = 32  # the service's default cap (LINSTOR_NAMES_LINSTOR_MAX_CONNECTIONS), for every client
 
 Call = Callable[[str], Awaitable[None]]
+Measure = Callable[[int, float], Awaitable["Sample"]]  # (concurrency, duration) -> one measurement
 
 
 @dataclass(frozen=True)
@@ -111,12 +118,22 @@ async def measure(call: Call, names: list[str], concurrency: int, duration: floa
     )
 
 
-async def clients(stack: AsyncExitStack, url: str) -> dict[str, Call]:
-    """The three clients, opened on `stack`."""
+async def service_client(stack: AsyncExitStack, url: str) -> Call:
+    """The project's client as the service builds it, opened on `stack`."""
     config = ConnectionConfig(urls=(url,))
     project = await stack.enter_async_context(
         LinstorClient(config, max_connections=CONNECTIONS, observer=Metrics(lambda: None))
     )
+
+    async def get(name: str) -> None:
+        await project.get_resource_definition(name)
+
+    return get
+
+
+async def clients(stack: AsyncExitStack, url: str) -> dict[str, Call]:
+    """The three clients, opened on `stack`."""
+    config = ConnectionConfig(urls=(url,))
     limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
     old = await stack.enter_async_context(
         LinstorClient(
@@ -141,23 +158,88 @@ async def clients(stack: AsyncExitStack, url: str) -> dict[str, Call]:
         await client.get_resource_definition(name)
 
     return {
-        "client": lambda name: get_with(project, name),
+        "client": await service_client(stack, url),
         "client-httpx": lambda name: get_with(old, name),
         "aiohttp": plain,
     }
 
 
-async def _rounds(url: str, names: list[str], duration: float, rounds: int) -> Samples:
+async def baseline(stack: AsyncExitStack, url: str, names: list[str], directory: Path) -> Measure:
+    """`client` of the `app` in `directory`, in a child process (ended on `stack`) that measures when told."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(directory)!r}); "
+        "from tests.benchmarks.bench_client import worker; worker()"
+    )
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, url, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+    )
+    assert child.stdin is not None
+    assert child.stdout is not None
+    stdin, stdout = child.stdin, child.stdout
+
+    async def end() -> None:
+        stdin.close()  # the worker ends at the end of its input
+        try:
+            await asyncio.wait_for(child.wait(), 30)
+        except TimeoutError:
+            child.kill()
+            await child.wait()
+
+    stack.push_async_callback(end)
+    stdin.write(json.dumps(names).encode() + b"\n")
+
+    async def measured(concurrency: int, duration: float) -> Sample:
+        stdin.write(json.dumps([concurrency, duration]).encode() + b"\n")
+        await stdin.drain()
+        line = await stdout.readline()
+        if not line:
+            raise RuntimeError(f"the baseline worker ended ({await child.wait()})")
+        return Sample(**json.loads(line))
+
+    return measured
+
+
+def worker() -> None:
+    """The baseline child: its client measures each `[concurrency, duration]` line of stdin, one JSON line
+    out each (the first line of stdin lists the RD names)."""
+    url = sys.argv[1]
+    names = json.loads(sys.stdin.readline())
+
+    async def main() -> None:
+        async with AsyncExitStack() as stack:
+            call = await service_client(stack, url)
+            # the parent waits for each answer: nothing else runs here while stdin is read
+            while line := sys.stdin.readline():
+                concurrency, duration = json.loads(line)
+                sample = await measure(call, names, concurrency, duration)
+                print(json.dumps(asdict(sample)), flush=True)
+
+    asyncio.run(main())
+
+
+def _measuring(call: Call, names: list[str]) -> Measure:
+    async def measured(concurrency: int, duration: float) -> Sample:
+        return await measure(call, names, concurrency, duration)
+
+    return measured
+
+
+async def _rounds(
+    url: str, names: list[str], duration: float, rounds: int, base: Path | None = None
+) -> Samples:
     samples: Samples = {}
     async with AsyncExitStack() as stack:
-        calls = await clients(stack, url)
-        for call in calls.values():  # warm up: connections open, code paths hot
-            await measure(call, names, 8, min(duration, 0.2))
+        calls = {target: _measuring(call, names) for target, call in (await clients(stack, url)).items()}
+        if base is not None:
+            calls[BASELINE] = await baseline(stack, url, names, base)
+        targets = tuple(calls)
+        for measured in calls.values():  # warm up: connections open, code paths hot
+            await measured(8, min(duration, 0.2))
         for r in range(rounds):
-            order = TARGETS[r % len(TARGETS) :] + TARGETS[: r % len(TARGETS)]
+            order = targets[r % len(targets) :] + targets[: r % len(targets)]
             for concurrency in CONCURRENCY:
                 for target in order:
-                    sample = await measure(calls[target], names, concurrency, duration)
+                    sample = await calls[target](concurrency, duration)
                     samples.setdefault((target, concurrency), []).append(sample)
     return samples
 
@@ -167,9 +249,10 @@ def _rows(samples: Samples) -> list[Row]:
         return float(statistics.median(getattr(s, field) for s in samples[target, concurrency]))
 
     rows = []
+    targets = [*TARGETS, *(t for t, _ in samples if t not in TARGETS)]
     for concurrency in CONCURRENCY:
         reference = median("aiohttp", concurrency, "calls_per_s")
-        for target in TARGETS:
+        for target in dict.fromkeys(targets):
             rate = median(target, concurrency, "calls_per_s")
             rows.append(
                 Row(
@@ -185,15 +268,16 @@ def _rows(samples: Samples) -> list[Row]:
     return rows
 
 
-def run(duration: float = 3.0, rounds: int = 3, rds: int = RDS) -> list[Row]:
-    """Start the emulator with `rds` RDs, measure every cell `rounds` times for `duration` s, stop it."""
+def run(duration: float = 3.0, rounds: int = 3, rds: int = RDS, base: Path | None = None) -> list[Row]:
+    """Start the emulator with `rds` RDs, measure every cell `rounds` times for `duration` s, stop it;
+    with `base`, the client of the `app` there too."""
     state = EmulatorState()
     names = [volume.rd for volume in fill(state, rds)]
     with tempfile.TemporaryDirectory(prefix="bench-client-") as tmp:
         state_file = Path(tmp) / "state.json"
         state.save(state_file)
         with emulator(state_file) as url:
-            return _rows(asyncio.run(_rounds(url, names, duration, rounds)))
+            return _rows(asyncio.run(_rounds(url, names, duration, rounds, base)))
 
 
 def main() -> None:
@@ -201,14 +285,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per cell")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--baseline", type=Path, help="a directory holding the `app` package to compare with")
     args = parser.parse_args()
     print(
         f"GET /v1/resource-definitions/{{rd}} against the emulator (separate process, {RDS} RDs, 127.0.0.1); "
         f"{args.duration:g} s per cell, {args.rounds} interleaved rounds, medians; {CONNECTIONS} connections "
         f"at most; {os.cpu_count()} cores; CPU: this process's, per call"
     )
+    if args.baseline:
+        print(f"baseline: the client of {args.baseline.resolve()}/app, measured in a child process")
     print(HEADER)
-    for row in run(args.duration, args.rounds):
+    for row in run(args.duration, args.rounds, base=args.baseline):
         print(row.line(), flush=True)
 
 

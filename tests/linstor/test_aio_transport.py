@@ -1,12 +1,14 @@
-"""The default transport (aiohttp under httpx) against real sockets on 127.0.0.1: timeouts, refusals, drops.
+"""The default exchange (app/linstor/aio.py) against real sockets on 127.0.0.1: timeouts, refusals, drops,
+and the bytes it puts on the wire.
 
 The session's failure tests (test_client_failures.py) inject httpx exceptions through a MockTransport; these
-check that the transport it really uses raises them, each within its httpx timeout, not the deadline.
+check that the exchange it really uses raises them, each within its timeout, not the deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -36,9 +38,9 @@ def ok(body: bytes = VERSION) -> bytes:
 
 
 @asynccontextmanager
-async def controller(reply: Reply) -> AsyncIterator[tuple[str, list[str]]]:
+async def controller(reply: Reply, heads: list[bytes] | None = None) -> AsyncIterator[tuple[str, list[str]]]:
     """A fake controller on 127.0.0.1: `reply(n, ...)` answers its n-th request (from 1) and says whether to
-    keep the connection; yields its URL and the request lines it read."""
+    keep the connection; yields its URL and the request lines it read (whole heads into `heads`)."""
     seen: list[str] = []
     handlers: set[asyncio.Task[None]] = set()
 
@@ -49,6 +51,8 @@ async def controller(reply: Reply) -> AsyncIterator[tuple[str, list[str]]]:
         try:
             while head := await reader.readuntil(b"\r\n\r\n"):
                 seen.append(head.split(b"\r\n", 1)[0].decode())
+                if heads is not None:
+                    heads.append(head)
                 length = next(
                     (
                         int(line.split(b":")[1])
@@ -141,6 +145,26 @@ async def test_read_timeout_in_the_middle_of_a_body(size: int) -> None:
     assert isinstance(error, LinstorTimeout), error
     assert isinstance(error.__cause__, httpx.ReadTimeout)
     assert seconds < 1.5, seconds
+
+
+async def test_a_trickling_answer_is_cut_at_the_deadline() -> None:
+    """A byte every 50 ms never lets the 5 s read timeout fire: the deadline bounds the whole attempt."""
+
+    async def trickle(n: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n[")
+        for _ in range(200):
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            writer.write(b" ")
+        return False
+
+    async with (
+        controller(trickle) as (url, _),
+        LinstorClient(ConnectionConfig(urls=(url,)), retries=0, deadlines=Deadlines(read=0.5)) as c,
+    ):
+        error, seconds = await timed(c.list_resource_definitions())
+    assert isinstance(error, LinstorTimeout), error
+    assert 0.45 < seconds < 1.0, seconds
 
 
 async def test_pool_timeout_when_every_connection_is_busy() -> None:
@@ -243,3 +267,58 @@ async def test_a_dropped_post_is_not_failed_over() -> None:
     assert isinstance(error, LinstorUnavailable), error
     assert error.controller == first
     assert (len(seen), other) == (2, [])
+
+
+# ---- what goes on the wire, what comes back ----------------------------------------------------------
+
+
+def header_lines(head: bytes) -> dict[str, str]:
+    """The header fields of a request head, names lower-cased."""
+    fields = (line.split(b":", 1) for line in head.split(b"\r\n")[1:] if b":" in line)
+    return {name.strip().lower().decode(): value.strip().decode() for name, value in fields}
+
+
+async def test_the_session_headers_and_escaped_names_reach_the_controller() -> None:
+    """No httpx object builds the request any more: the exchange sends the session's headers, and the path
+    and query exactly as escaped (a name holding / or ?, a props filter holding = & +)."""
+    heads: list[bytes] = []
+
+    async def empty(n: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        writer.write(ok(b"[]"))  # no RD, no ApiCallRc: both calls succeed
+        await writer.drain()
+        return True
+
+    async with (
+        controller(empty, heads) as (url, seen),
+        LinstorClient(ConnectionConfig(urls=(url,), bearer_token="tok"), retries=0) as c,
+    ):
+        await c.list_resource_definitions(names=["a/b?c"], props=["Aux/Incus/type=a+b&c"])
+        await c.create_resource_definition("vol1")
+    assert seen == [
+        "GET /v1/resource-definitions?resource_definitions=a%2Fb%3Fc"
+        "&props=Aux%2FIncus%2Ftype%3Da%2Bb%26c HTTP/1.1",
+        "POST /v1/resource-definitions HTTP/1.1",
+    ]
+    get, post = (header_lines(head) for head in heads)
+    for headers in (get, post):
+        assert headers["authorization"] == "Bearer tok"
+        assert headers["user-agent"] == "linstor-names/0.1"
+        assert headers["accept"] == "application/json"
+    assert "content-type" not in get
+    assert post["content-type"] == "application/json"
+
+
+async def test_a_gzip_answer_is_decoded() -> None:
+    """The session asks for gzip (Accept-Encoding); whatever sends it compressed, the session reads JSON."""
+    body = gzip.compress(VERSION)
+
+    async def gzipped(n: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-encoding: gzip\r\n"
+            b"content-length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        await writer.drain()
+        return True
+
+    async with controller(gzipped) as (url, _), client(url) as c:
+        assert (await c.controller_version()).version == "1.34.0"
