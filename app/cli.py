@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import sys
@@ -107,6 +108,9 @@ def _serve(args: argparse.Namespace) -> None:
     _check_port(args.host, args.port)
     app = create_app(settings)
     _logging(args, settings, "json")
+    # The code, the app and its routes live as long as the process (~140k objects): out of the collector's
+    # sight, a full collection no longer walks them. It took ~90 ms, a pause any request in flight waited out.
+    gc.freeze()
     # uvicorn's start-up line says "running on https://..." when the listener has TLS
     uvicorn.run(app, host=args.host, port=args.port, **listener)
 

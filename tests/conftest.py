@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -33,6 +34,9 @@ def _root_logging_restored() -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+    # `serve` also freezes the collector's view of the process (app/cli.py): the tests' garbage must stay
+    # collectable
+    gc.unfreeze()
 
 
 @pytest.fixture(scope="session")
