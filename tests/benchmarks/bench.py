@@ -7,7 +7,7 @@ One table, in this order:
   ratios are of the medians, against the bare route at the same concurrency;
 - mutations: the LINSTOR calls of create, rename, snapshot and delete (beside Incus's), and the service's own
   time per operation: the operation through the service, minus the same LINSTOR requests replayed straight to
-  the emulator by this process, interleaved, medians of the rounds;
+  the emulator by this process, interleaved, medians of 9 rounds or more;
 - the LINSTOR client at 1, 16 and 64 concurrent calls, against plain aiohttp (bench_client.py);
 - memory and full syncs at the largest size (bench_sync.py).
 
@@ -392,9 +392,11 @@ def main() -> None:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="linstor-names-bench-") as tmp:
         work = Path(tmp)
+        # mutations first: a few milliseconds each, they are the cells the big fills' disk writes disturb most
+        mutation_rows = mutations(max(args.rounds, 9), work)
         for size in args.sizes:
             rows += lookups(size, args.seconds, args.rounds, work)
-        rows += mutations(max(args.rounds, 5), work)
+        rows += mutation_rows
     rows += client(args.seconds, args.rounds)
     rows += syncs(max(args.sizes), args.rounds)
     print(
