@@ -41,7 +41,7 @@ from app.emulator.rg_ops import create_rg
 from app.linstor.transport import endpoint_template
 from app.transcripts.format import Exchange, read_transcript
 from tests.benchmarks import bench_client, bench_sync
-from tests.benchmarks.harness import POOL, emulator, fill, linstor_names, process, wait_http, wrk
+from tests.benchmarks.harness import POOL, cpu_ns, emulator, fill, linstor_names, process, wait_http, wrk
 from tests.support.server import free_port
 
 Stats = tuple[float, float, float, int]  # requests/s, p50 ms, p99 ms, non-2xx
@@ -65,8 +65,8 @@ class Row:
 
 
 @contextmanager
-def service(linstor: str, cache: str, mode: str) -> Iterator[str]:
-    """`linstor-names serve` at its default log level in cache `mode`; its URL once ready and synced."""
+def service(linstor: str, cache: str, mode: str) -> Iterator[tuple[str, int]]:
+    """`linstor-names serve` at its default log level in cache `mode`; URL and PID once ready and synced."""
     port = free_port()
     env = {
         "LS_CONTROLLERS": linstor,
@@ -74,7 +74,7 @@ def service(linstor: str, cache: str, mode: str) -> Iterator[str]:
         "LINSTOR_NAMES_CACHE_MODE": mode,
         "LINSTOR_NAMES_CACHE_RESYNC_INTERVAL": "3600",
     }
-    with process(linstor_names("serve", "--port", str(port)), env):
+    with process(linstor_names("serve", "--port", str(port)), env) as proc:
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/readyz", timeout=600)
         if mode != "off":
@@ -83,7 +83,7 @@ def service(linstor: str, cache: str, mode: str) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     raise RuntimeError("the service's first cache sync did not end")
                 time.sleep(0.1)
-        yield url
+        yield url, proc.pid
 
 
 @contextmanager
@@ -163,7 +163,7 @@ def lookups(size: int, seconds: float, rounds: int, work: Path) -> list[Row]:
         linstor = stack.enter_context(emulator(state_file))
         ceiling = stack.enter_context(bare_route())
         services = {
-            mode: stack.enter_context(service(linstor, f"sqlite:///{work}/cache-{size}-{mode}.db", mode))
+            mode: stack.enter_context(service(linstor, f"sqlite:///{work}/cache-{size}-{mode}.db", mode))[0]
             for mode in ("trust", "verify", "off")
         }
         for c in (8, 32):
@@ -274,10 +274,12 @@ def mutations(rounds: int, work: Path) -> list[Row]:
         record = linstor_names("--log-level", "warning", "record", "--upstream", linstor)
         stack.enter_context(process([*record, "--out", str(transcript), "--port", str(proxy_port)]))
         wait_http(f"http://127.0.0.1:{proxy_port}/v1/controller/version")
-        recorded_via = stack.enter_context(
+        recorded_via, _ = stack.enter_context(
             service(f"http://127.0.0.1:{proxy_port}", f"sqlite:///{work}/cache-record.db", "verify")
         )
-        direct = stack.enter_context(service(linstor, f"sqlite:///{work}/cache-direct.db", "verify"))
+        direct, direct_pid = stack.enter_context(
+            service(linstor, f"sqlite:///{work}/cache-direct.db", "verify")
+        )
         with httpx.Client(base_url=recorded_via, timeout=60) as client:
             _cycle(client, Names("warmup", "warmup2", "s0"))  # first-use calls (pool lookups) stay out
             start = len(read_transcript(transcript))
@@ -291,16 +293,24 @@ def mutations(rounds: int, work: Path) -> list[Row]:
         exchanges = read_transcript(transcript)
         per_op = {op: exchanges[a:b] for op, a, b in zip(OPERATIONS, [start, *marks], marks, strict=False)}
         service_s: dict[str, list[float]] = {op: [] for op in OPERATIONS}
+        service_cpu: dict[str, list[float]] = {op: [] for op in OPERATIONS}
         replay_s: dict[str, list[float]] = {op: [] for op in OPERATIONS}
         with (
             httpx.Client(base_url=direct, timeout=60) as to_service,
             httpx.Client(base_url=linstor, timeout=60) as raw,
         ):
             _cycle(to_service, Names("warmupd", "warmupd2", "s0"))
+            cpu: list[int] = []  # the service's CPU at the start of a cycle and after each operation
             for k in range(rounds):
-                timed = _cycle(to_service, Names(f"svc{k}vol", f"svc{k}ren", f"svc{k}snap"))
-                for op in OPERATIONS:
+                cpu[:] = [cpu_ns(direct_pid)]
+                timed = _cycle(
+                    to_service,
+                    Names(f"svc{k}vol", f"svc{k}ren", f"svc{k}snap"),
+                    lambda _op: cpu.append(cpu_ns(direct_pid)),
+                )
+                for i, op in enumerate(OPERATIONS):
                     service_s[op].append(timed[op][0])
+                    service_cpu[op].append((cpu[i + 1] - cpu[i]) / 1e9)
                 fresh = {
                     made["create"]: f"incus-volume-{random.getrandbits(128):032x}",
                     made["snapshot"]: f"incus-volume-{random.getrandbits(128):032x}",
@@ -324,12 +334,13 @@ def mutations(rounds: int, work: Path) -> list[Row]:
         )
     for op in OPERATIONS:
         svc, rpl = statistics.median(service_s[op]) * 1000, statistics.median(replay_s[op]) * 1000
+        cpu_ms = statistics.median(service_cpu[op]) * 1000
         rows.append(
             Row(
                 "mutations",
                 f"{op}: service's own time",
                 f"{svc - rpl:.2f} ms (through the service {svc:.2f} ms; "
-                f"its LINSTOR calls replayed {rpl:.2f} ms)",
+                f"its LINSTOR calls replayed {rpl:.2f} ms); the service's CPU {cpu_ms:.2f} ms",
                 "target < 2 ms",
             )
         )
