@@ -28,10 +28,11 @@ from app.errors import ServiceError
 from app.identity import VolumeType
 from app.services import Services
 from app.specs import make_key
+from app.volumes import VolumeService
 
 _TYPES = {t.value: t for t in VolumeType}
 _ROUTES = {r.name: r for r in (*volumes.router.routes, *resolve.router.routes) if isinstance(r, APIRoute)}
-Lookup = Callable[[Services], Awaitable[Response]]
+Lookup = Callable[[VolumeService], Awaitable[Response]]
 
 
 class HotLookups:
@@ -57,18 +58,24 @@ class HotLookups:
             project = _project(scope["query_string"])
             if vtype is None or project is None or not parts[3] or not parts[6]:
                 return None
-            return await self._answer(scope, "get_volume", _volume(parts[3], project, vtype, parts[6]))
+            pool, name = parts[3], parts[6]
+            # make_key runs inside _answer's try: a bad name is the route's problem answer too
+            return await self._answer(
+                scope,
+                "get_volume",
+                lambda volumes: lookup_volume(volumes, make_key(pool, project, vtype, name)),
+            )
         if len(parts) == 4 and parts[1] == "v1" and parts[2] == "resolve" and parts[3]:
             if scope["query_string"]:
                 return None
-            return await self._answer(scope, "resolve", _resolution(parts[3]))
+            return await self._answer(scope, "resolve", lambda volumes: resolve_name(volumes, parts[3]))
         return None
 
     async def _answer(self, scope: Scope, route: str, lookup: Lookup) -> Response:
         scope["route"] = _ROUTES[route]  # what FastAPI's routing would have set: the labels read it
         services: Services = scope["app"].state.services
         try:
-            response: Response = await lookup(services)
+            response: Response = await lookup(services.volumes)
         except ServiceError as exc:
             return await service_error(Request(scope), exc)
         return response
@@ -82,17 +89,3 @@ def _project(query: bytes) -> str | None:
     if len(pairs) == 1 and pairs[0][0] == "project":
         return pairs[0][1]
     return None
-
-
-def _volume(pool: str, project: str, vtype: VolumeType, name: str) -> Lookup:
-    async def lookup(services: Services) -> Response:
-        return await lookup_volume(services.volumes, make_key(pool, project, vtype, name))
-
-    return lookup
-
-
-def _resolution(linstor_name: str) -> Lookup:
-    async def lookup(services: Services) -> Response:
-        return await resolve_name(services.volumes, linstor_name)
-
-    return lookup

@@ -275,7 +275,7 @@ def insert_key(conn: sa.Connection, key: str, fingerprint: str, owner: str, now:
     }
     # the key's primary key decides: of two concurrent inserts (any replicas) the second does nothing;
     # RETURNING tells which, where psycopg's rowcount of this statement does not
-    insert = _insert_for(conn)(idempotency_keys).on_conflict_do_nothing(index_elements=["key"])
+    insert = _insert_of(conn.dialect.name)(idempotency_keys).on_conflict_do_nothing(index_elements=["key"])
     return conn.execute(insert.returning(idempotency_keys.c.key), row).first() is not None
 
 
@@ -324,12 +324,8 @@ def purge_keys(conn: sa.Connection, now: float, limit: int) -> int:
     return int(result.rowcount)
 
 
-def _insert_for(conn: sa.Connection) -> Any:
-    """The INSERT construct with ON CONFLICT of the connection's dialect."""
-    return _insert_of(conn.dialect.name)
-
-
 def _insert_of(dialect: str) -> Any:
+    """The INSERT construct with ON CONFLICT of a dialect (by its name)."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
