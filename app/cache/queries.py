@@ -71,9 +71,9 @@ LOCK_AND_CLOCK_SQL = f"SELECT ({CLOCK_SQL}) FROM (SELECT pg_advisory_xact_lock(:
 _sqlite_named = SQLiteDialect_pysqlite(paramstyle="named")
 
 
-def sqlite_sql(statement: sa.Select[Any]) -> str:
+def sqlite_sql(statement: sa.Executable) -> str:
     """The statement as SQL with :name parameters, for sqlite3 itself (the ~4 µs path)."""
-    return str(statement.compile(dialect=_sqlite_named))
+    return str(statement.compile(dialect=_sqlite_named))  # type: ignore[attr-defined]
 
 
 def list_statement(pool: str, project: str | None, type_: VolumeType | None) -> sa.Select[Any]:
@@ -208,14 +208,45 @@ def delete_by_rd(conn: sa.Connection, table: sa.Table, rd_keys: Sequence[str]) -
         conn.execute(table.delete().where(table.c.rd_key.in_(rd_keys[start : start + DELETE_CHUNK])))
 
 
-def write_volume(conn: sa.Connection, record: VolumeRecord, updated_at: float) -> None:
-    """Upsert one volume and replace its snapshot rows."""
-    rd_key = name_key(record.rd_name)
-    upsert(conn, volumes, [volume_row(record, updated_at, fingerprint(record))], ["rd_key"])
-    conn.execute(snapshots.delete().where(snapshots.c.rd_key == rd_key))
+# ---- write-through: one volume's statements, run by SQLAlchemy (any backend) or by sqlite3 itself --------
+
+Params = dict[str, Any] | list[dict[str, Any]]  # one statement's parameters, or its rows (executemany)
+Writes = list[tuple[sa.Executable, Params]]
+
+_ONE_RD: sa.BindParameter[str] = sa.bindparam("rd_key")
+# built once: building a statement anew costs ~30 µs of SQLAlchemy a write-through
+_DELETE_VOLUME_OF = volumes.delete().where(volumes.c.rd_key == _ONE_RD)
+_DELETE_SNAPSHOTS_OF = snapshots.delete().where(snapshots.c.rd_key == _ONE_RD)
+_DELETE_TOMBSTONE_OF = tombstones.delete().where(tombstones.c.rd_key == _ONE_RD)
+_INSERT_SNAPSHOTS = snapshots.insert()
+
+
+def volume_writes(dialect: str, record: VolumeRecord, updated_at: float) -> Writes:
+    """Upsert one volume and replace its snapshot rows; clear its tombstone."""
+    rd = {"rd_key": name_key(record.rd_name)}
+    row = volume_row(record, updated_at, fingerprint(record))
+    writes: Writes = [(_upsert_statement(dialect, volumes, ("rd_key",)), [row]), (_DELETE_SNAPSHOTS_OF, rd)]
     if record.snapshots:
-        conn.execute(snapshots.insert(), snapshot_rows(record))
-    conn.execute(tombstones.delete().where(tombstones.c.rd_key == rd_key))
+        writes.append((_INSERT_SNAPSHOTS, snapshot_rows(record)))
+    writes.append((_DELETE_TOMBSTONE_OF, rd))
+    return writes
+
+
+def burial_writes(dialect: str, rd_name: str, deleted_at: float) -> Writes:
+    """Delete one volume and its snapshots, leaving a tombstone stamped `deleted_at` (`bury` of one RD)."""
+    rd = {"rd_key": name_key(rd_name)}
+    tombstone = [{**rd, "deleted_at": deleted_at}]
+    return [
+        (_DELETE_VOLUME_OF, rd),
+        (_DELETE_SNAPSHOTS_OF, rd),
+        (_upsert_statement(dialect, tombstones, ("rd_key",)), tombstone),
+    ]
+
+
+def run_writes(conn: sa.Connection, writes: Writes) -> None:
+    """Execute `writes` on a SQLAlchemy connection, in its transaction."""
+    for statement, params in writes:
+        conn.execute(statement, params)
 
 
 def bury(conn: sa.Connection, rd_keys: Sequence[str], deleted_at: float) -> None:

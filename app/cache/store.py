@@ -1,18 +1,22 @@
 """CacheStore: the async facade of the cache database that the service uses.
 
 Reads by key run inline on the event loop for SQLite (sqlite3 itself, a few µs; WAL readers never wait
-for the writer) and in a thread for PostgreSQL (network I/O never blocks the loop). Listings, counts and
-every write run in a thread. Rows are stamped with the database's clock (PostgreSQL's clock_timestamp()
-for a shared cache), so replicas whose clocks drift still agree on which write is newer; see replace.py
-for how a full sync uses the stamps. A call's thread outlives its task when the task is cancelled (a resync
-stopped at shutdown), so close() waits for the calls under way, CLOSE_TIMEOUT at most.
+for the writer) and in a thread for PostgreSQL (network I/O never blocks the loop). A SQLite write-through
+runs inline too when the write lock is free (~0.1 ms, where a thread's round trip costs ~0.4 ms); when
+another writer holds it, it waits in a thread. Listings, counts and every other write run in a thread.
+Rows are stamped with the database's clock (PostgreSQL's clock_timestamp() for a shared cache), so
+replicas whose clocks drift still agree on which write is newer; see replace.py for how a full sync uses
+the stamps. A call's thread outlives its task when the task is cancelled (a resync stopped at shutdown),
+so close() waits for the calls under way, CLOSE_TIMEOUT at most.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable
@@ -44,6 +48,9 @@ WRITE_LOCK = 0x6C6E_6377  # "lncw"
 ANALYZE_THRESHOLD = 1000
 # An inline read waits at most this long for SQLite (only WAL recovery can make a reader wait).
 INLINE_BUSY_TIMEOUT_MS = 100
+# An inline SQLite writer never checkpoints the WAL (an fsync, on the loop): every this many of its commits,
+# a passive checkpoint runs in a thread instead.
+INLINE_CHECKPOINT_EVERY = 200
 # Expired Idempotency-Keys deleted by one purge at most: a purge is one short transaction.
 KEY_PURGE_BATCH = 1000
 # close() waits this long for the database calls under way (seconds): a write may wait for another
@@ -54,6 +61,7 @@ CLOSE_TIMEOUT = 10.0
 _BY_RD_SQL = queries.sqlite_sql(queries.BY_RD)
 _BY_KEY_SQL = queries.sqlite_sql(queries.BY_KEY)
 _BY_SNAPSHOT_SQL = queries.sqlite_sql(queries.BY_SNAPSHOT)
+_sqlite_sql = functools.cache(queries.sqlite_sql)  # the write-through's few statements
 
 
 class CacheClosedError(RuntimeError):
@@ -86,6 +94,8 @@ class CacheStore:
         self._sqlite = engine.dialect.name == "sqlite"
         self._inline: PoolProxiedConnection | None = None
         self._inline_db: Any = None  # its sqlite3.Connection
+        self._inline_writer: PoolProxiedConnection | None = None  # SQLite write-through's, busy_timeout 0
+        self._inline_commits = 0
         size = engine.pool.size() if hasattr(engine.pool, "size") else 4
         self._executor = ThreadPoolExecutor(max_workers=max(2, size), thread_name_prefix="cache")
         # the calls submitted and not yet ended, which close() waits for; the lock also orders a submit
@@ -130,9 +140,10 @@ class CacheStore:
         with self._calls_lock:
             self._closed = True
             calls = list(self._calls)
-        if self._inline is not None:
-            self._inline.close()
-            self._inline = None
+        for inline in (self._inline, self._inline_writer):
+            if inline is not None:
+                inline.close()
+        self._inline = self._inline_writer = None
         self._executor.shutdown(wait=False)  # the calls queued run too: their callers are waiting for them
         if calls:
             _done, late = await asyncio.to_thread(wait, calls, timeout)
@@ -212,11 +223,11 @@ class CacheStore:
 
     async def put(self, record: VolumeRecord) -> None:
         """Upsert a volume and replace its snapshot rows, in one transaction (write-through)."""
-        await self._run(self._write, lambda conn, now: queries.write_volume(conn, record, now))
+        await self._write_through(lambda now: queries.volume_writes(self.dialect, record, now))
 
     async def delete(self, rd_name: str) -> None:
         """Remove a volume, leaving a tombstone so that a sync listed before the delete cannot restore it."""
-        await self._run(self._write, lambda conn, now: queries.bury(conn, [name_key(rd_name)], now))
+        await self._write_through(lambda now: queries.burial_writes(self.dialect, rd_name, now))
 
     async def fingerprints(self) -> dict[str, int]:
         """Every cached volume's fingerprint by rd_key (rows without one left out): a sync's hints."""
@@ -316,13 +327,61 @@ class CacheStore:
     # ---- plumbing ---------------------------------------------------------------------------------------
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.wrap_future(self._submit(fn, *args))
+
+    def _submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
         with self._calls_lock:
             if self._closed:
                 raise CacheClosedError("the cache store is closed")
             call = self._executor.submit(fn, *args)
             self._calls.add(call)
         call.add_done_callback(self._forget)
-        return await asyncio.wrap_future(call)
+        return call
+
+    async def _write_through(self, build: Callable[[float], queries.Writes]) -> None:
+        """One volume's writes (`build(now)`), in one transaction: inline on SQLite if the lock is free."""
+        if self._sqlite and self._write_inline(build):
+            return
+        await self._run(self._write, lambda conn, now: queries.run_writes(conn, build(now)))
+
+    def _write_inline(self, build: Callable[[float], queries.Writes]) -> bool:
+        """Run the writes with sqlite3 on the loop; False, having written nothing, when another writer holds
+        the lock (a sync): the caller then waits for it in a thread, never on the loop."""
+        db = self._writer()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+                return False
+            raise
+        try:
+            for statement, params in build(time.time()):
+                if isinstance(params, list):
+                    db.executemany(_sqlite_sql(statement), params)
+                else:
+                    db.execute(_sqlite_sql(statement), params)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._inline_commits += 1
+        if self._inline_commits % INLINE_CHECKPOINT_EVERY == 0:
+            self._submit(self._checkpoint).add_done_callback(_log_failure)
+        return True
+
+    def _writer(self) -> Any:
+        if self._inline_writer is None:
+            if self._closed:
+                raise CacheClosedError("the cache store is closed")
+            self._inline_writer = self._engine.raw_connection()
+            db: Any = self._inline_writer.driver_connection
+            db.execute("PRAGMA busy_timeout=0")
+            db.execute("PRAGMA wal_autocheckpoint=0")
+        return self._inline_writer.driver_connection
+
+    def _checkpoint(self) -> None:
+        with self._engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _forget(self, call: Future[Any]) -> None:
         with self._calls_lock:
@@ -385,6 +444,11 @@ class CacheStore:
                         conn.execute(sa.text(queries.LOCK_AND_CLOCK_SQL), {"lock": WRITE_LOCK}).scalar_one()
                     )
                 return fn(conn, now)
+
+
+def _log_failure(call: Future[Any]) -> None:
+    if not call.cancelled() and call.exception() is not None:
+        log.warning("cache checkpoint failed: %s", call.exception())
 
 
 def _distrust_the_future(conn: sa.Connection, now: float, started_at: float) -> None:
