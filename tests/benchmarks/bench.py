@@ -7,7 +7,7 @@ One table, in this order:
   ratios are of the medians, against the bare route at the same concurrency;
 - mutations: the LINSTOR calls of create, rename, snapshot and delete (beside Incus's), and the service's own
   time per operation: the operation through the service, minus the same LINSTOR requests replayed straight to
-  the emulator by this process, both timed with the same lean client (Plain), interleaved, medians of 9
+  the emulator by this process, both timed with the same lean client (Plain), interleaved, medians of 21
   rounds or more;
 - the LINSTOR client at 1, 16 and 64 concurrent calls, against plain aiohttp (bench_client.py);
 - memory and full syncs at the largest size (bench_sync.py).
@@ -201,6 +201,8 @@ def lookups(size: int, seconds: float, rounds: int, work: Path) -> list[Row]:
 # ---- mutations -----------------------------------------------------------------------------------------
 
 OPERATIONS = ("create", "rename", "snapshot", "delete")
+# a round is one cycle through the service and its replay, ~30 ms: enough of them that the medians hold
+MUTATION_ROUNDS = 21
 
 
 @dataclass
@@ -434,7 +436,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="linstor-names-bench-") as tmp:
         work = Path(tmp)
         # mutations first: a few milliseconds each, they are the cells the big fills' disk writes disturb most
-        mutation_rows = mutations(max(args.rounds, 9), work)
+        mutation_rows = mutations(max(args.rounds, MUTATION_ROUNDS), work)
         for size in args.sizes:
             rows += lookups(size, args.seconds, args.rounds, work)
         rows += mutation_rows
