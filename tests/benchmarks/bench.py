@@ -4,7 +4,7 @@ One table, in this order:
 - lookups: the bare-route ceiling (tests/benchmarks/bare.py), then forward and reverse lookups in each cache
   mode (trust, verify, off) at each size, and the lookup Incus makes (one props-filtered list of LINSTOR);
   wrk -t1, each cell a fixed time, every cell of a round before the next round, medians of the rounds;
-  ratios are of the medians, against the bare route at the same concurrency;
+  ratios against the bare route at the same concurrency are paired: the median of each round's ratio;
 - mutations: the LINSTOR calls of create, rename, snapshot and delete (beside Incus's), and the service's own
   time per operation: the operation through the service, minus the same LINSTOR requests replayed straight to
   the emulator by this process, both timed with the same lean client (Plain), interleaved, medians of 21
@@ -181,20 +181,20 @@ def lookups(size: int, seconds: float, rounds: int, work: Path) -> list[Row]:
         for _ in range(rounds):
             for label, base, paths, connections in cells:
                 results[label].append(measure(base, paths, seconds, connections, work))
-    medians = {label: _median(samples) for label, samples in results.items()}
     rows = []
-    for label, stats in medians.items():
+    for label, samples in results.items():
         versus = ""
-        conc = label.rsplit(" ", 1)[1]
-        ceiling_stats = (
-            medians[f"bare route {conc}"] if f"bare route {conc}" in medians else medians["bare route c8"]
-        )
         if not label.startswith("bare"):
-            versus = (
-                f"{stats[0] / ceiling_stats[0]:.2f}x the bare route's req/s, "
-                f"p99 {stats[2] / ceiling_stats[2]:.2f}x"
+            conc = label.rsplit(" ", 1)[1]
+            bare_cells = results.get(f"bare route {conc}", results["bare route c8"])
+            # paired: each round's cell against the bare route of the same round, then the median of those
+            # ratios; the machine's speed drifts between rounds more than within one
+            rps, p99 = (
+                statistics.median(cell[i] / top[i] for cell, top in zip(samples, bare_cells, strict=True))
+                for i in (0, 2)
             )
-        rows.append(Row("lookups", f"{label}, {size:,} volumes", _cell(stats), versus))
+            versus = f"{rps:.2f}x the bare route's req/s, p99 {p99:.2f}x"
+        rows.append(Row("lookups", f"{label}, {size:,} volumes", _cell(_median(samples)), versus))
     return rows
 
 
