@@ -34,6 +34,7 @@ def test_make_bench_runs_end_to_end_at_a_small_size() -> None:
     for op in OPERATIONS:
         assert f"{op}: LINSTOR calls" in measurements
         assert f"{op}: service's own time" in measurements
+    assert "create with an Idempotency-Key: through the service" in measurements
     for target in bench_client.TARGETS:
         for c in bench_client.CONCURRENCY:
             assert f"{target} c{c}" in measurements

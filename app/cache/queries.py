@@ -289,10 +289,36 @@ class KeyClaim(NamedTuple):
     answer: StoredAnswer | None  # None while the holder runs
 
 
+_KEYS = idempotency_keys.c
+# built once, bound per call: building them anew cost more than running them
+_TAKE_OVER = idempotency_keys.delete().where(
+    _KEYS.key == sa.bindparam("key"), _KEYS.expires_at <= sa.bindparam("now")
+)
+_READ_KEY = sa.select(_KEYS.owner, _KEYS.fingerprint, _KEYS.status, _KEYS.headers, _KEYS.body).where(
+    _KEYS.key == sa.bindparam("key")
+)
+# an UPDATE's parameters are named apart from its table's columns, names SQLAlchemy reserves for itself
+_HOLDER = (
+    _KEYS.key == sa.bindparam("held_key"),
+    _KEYS.owner == sa.bindparam("held_owner"),
+    _KEYS.status.is_(None),
+)
+_ANSWER = (
+    idempotency_keys.update()
+    .where(*_HOLDER)
+    .values(
+        status=sa.bindparam("answer_status"),
+        headers=sa.bindparam("answer_headers"),
+        body=sa.bindparam("answer_body"),
+        expires_at=sa.bindparam("until"),
+    )
+)
+_RELEASE = idempotency_keys.delete().where(*_HOLDER)
+
+
 def take_over_expired_key(conn: sa.Connection, key: str, now: float) -> None:
     """Delete the key's row if it has expired: a replay window that ended, or a holder that never answered."""
-    keys = idempotency_keys.c
-    conn.execute(idempotency_keys.delete().where(keys.key == key, keys.expires_at <= now))
+    conn.execute(_TAKE_OVER, {"key": key, "now": now})
 
 
 def insert_key(conn: sa.Connection, key: str, fingerprint: str, owner: str, now: float, lease: float) -> bool:
@@ -304,18 +330,20 @@ def insert_key(conn: sa.Connection, key: str, fingerprint: str, owner: str, now:
         "created_at": now,
         "expires_at": now + lease,
     }
+    return conn.execute(_insert_key_statement(conn.dialect.name), row).first() is not None
+
+
+@functools.cache
+def _insert_key_statement(dialect: str) -> Any:
     # the key's primary key decides: of two concurrent inserts (any replicas) the second does nothing;
     # RETURNING tells which, where psycopg's rowcount of this statement does not
-    insert = _insert_of(conn.dialect.name)(idempotency_keys).on_conflict_do_nothing(index_elements=["key"])
-    return conn.execute(insert.returning(idempotency_keys.c.key), row).first() is not None
+    insert = _insert_of(dialect)(idempotency_keys).on_conflict_do_nothing(index_elements=["key"])
+    return insert.returning(_KEYS.key)
 
 
 def read_key(conn: sa.Connection, key: str) -> KeyClaim | None:
     """The key's row as a claim held by someone else, or None when there is none."""
-    keys = idempotency_keys.c
-    row = conn.execute(
-        sa.select(keys.owner, keys.fingerprint, keys.status, keys.headers, keys.body).where(keys.key == key)
-    ).one_or_none()
+    row = conn.execute(_READ_KEY, {"key": key}).one_or_none()
     if row is None:
         return None
     answer = None
@@ -327,24 +355,20 @@ def read_key(conn: sa.Connection, key: str) -> KeyClaim | None:
 
 def answer_key(conn: sa.Connection, key: str, owner: str, answer: StoredAnswer, until: float) -> bool:
     """Store the holder's final answer, kept until `until`; False when `owner` no longer holds the key."""
-    keys = idempotency_keys.c
-    result = conn.execute(
-        idempotency_keys.update()
-        .where(keys.key == key, keys.owner == owner, keys.status.is_(None))
-        .values(
-            status=answer.status,
-            headers=json.dumps([list(header) for header in answer.headers]),
-            body=answer.body,
-            expires_at=until,
-        )
-    )
-    return result.rowcount == 1
+    params = {
+        "held_key": key,
+        "held_owner": owner,
+        "answer_status": answer.status,
+        "answer_headers": json.dumps([list(header) for header in answer.headers]),
+        "answer_body": answer.body,
+        "until": until,
+    }
+    return conn.execute(_ANSWER, params).rowcount == 1
 
 
 def release_key(conn: sa.Connection, key: str, owner: str) -> None:
     """Free a key its holder answered without a final answer, so that a retry with it runs again."""
-    keys = idempotency_keys.c
-    conn.execute(idempotency_keys.delete().where(keys.key == key, keys.owner == owner, keys.status.is_(None)))
+    conn.execute(_RELEASE, {"held_key": key, "held_owner": owner})
 
 
 def purge_keys(conn: sa.Connection, now: float, limit: int) -> int:

@@ -1,4 +1,5 @@
-"""A SQLite write-through runs on the loop only while the write lock is free (app/cache/store.py).
+"""SQLite writes run on the loop only while the write lock is free (app/cache/store.py): the write-through
+and the Idempotency-Key claims, answers and releases.
 
 When another writer holds the lock (a full sync, a second process), the write waits for it in a thread:
 the loop goes on serving. A failed inline write leaves nothing behind, and the inline writer, which never
@@ -12,6 +13,7 @@ import itertools
 import sqlite3
 import threading
 import time
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -103,3 +105,31 @@ async def test_the_inline_writer_has_the_wal_checkpointed_in_a_thread(
     await asyncio.sleep(0.2)
     assert len(checkpoints) == 2
     assert all(name.startswith("cache") for name in checkpoints)
+
+
+async def test_an_idempotency_key_waits_for_another_writer_off_the_loop_then_runs_on_it(
+    store: CacheStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[str] = []
+    real = queries.insert_key
+
+    def insert_key(*args: Any) -> bool:
+        threads.append(threading.current_thread().name)
+        return real(*args)
+
+    monkeypatch.setattr(queries, "insert_key", insert_key)
+    other = sqlite3.connect(_path(store), isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.3, lambda: other.execute("COMMIT")).start()
+    try:
+        first = await asyncio.wait_for(store.claim_idempotency_key("k1", "f", lease=60), 10)
+    finally:
+        other.close()
+    # the lock was taken: the claim waited in a cache thread; then it is free: the next runs on the loop
+    second = await store.claim_idempotency_key("k2", "f", lease=60)
+    assert (first.held, second.held) == (True, True)
+    assert threads[0].startswith("cache")
+    assert threads[1] == threading.current_thread().name
+    # the loop's connection is usable after its BEGIN was refused, and the keys are there for others
+    again = await store.claim_idempotency_key("k1", "f", lease=60)
+    assert (again.held, again.owner) == (False, first.owner)
