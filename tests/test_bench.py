@@ -30,6 +30,7 @@ def test_make_bench_runs_end_to_end_at_a_small_size() -> None:
         for op in ("forward", "reverse"):
             assert f"{mode} {op} c8, 1,000 volumes" in measurements
     assert "bare route c32, 1,000 volumes" in measurements
+    assert "trust, --log-level warning, forward c32, 1,000 volumes" in measurements
     assert "Incus lookup (props filter, to LINSTOR) c8, 1,000 volumes" in measurements
     for op in OPERATIONS:
         assert f"{op}: LINSTOR calls" in measurements

@@ -2,11 +2,11 @@
 
 One table, in this order:
 - lookups: the bare-route ceiling (tests/benchmarks/bare.py), then forward and reverse lookups in each cache
-  mode (trust, verify, off) at each size, and the lookup Incus makes (one props-filtered list of LINSTOR);
-  wrk -t1, each cell a fixed time, every cell of a round before the next round, medians of the rounds;
+  mode (trust, verify, off) at each size, trust forward lookups without the request log line (what that line
+  costs), and the lookup Incus makes (one props-filtered list of LINSTOR); wrk -t1, each cell a fixed time, every cell of a round before the next round, medians of the rounds;
   ratios against the bare route at the same concurrency are paired: the median of each round's ratio;
-- mutations: the LINSTOR calls of create, rename, snapshot and delete (beside Incus's), and the service's own
-  time per operation: the operation through the service, minus the same LINSTOR requests replayed straight to
+- mutations: the LINSTOR calls of create, rename, snapshot and delete (beside Incus's), what an
+  Idempotency-Key adds to a create, and the service's own time per operation: the operation through the service, minus the same LINSTOR requests replayed straight to
   the emulator by this process, both timed with the same lean client (Plain), interleaved, medians of 21
   rounds or more;
 - the LINSTOR client at 1, 16 and 64 concurrent calls, against plain aiohttp (bench_client.py);
@@ -25,6 +25,7 @@ import http.client
 import os
 import random
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -48,6 +49,7 @@ from tests.benchmarks.harness import POOL, cpu_ns, emulator, fill, linstor_names
 from tests.support.server import free_port
 
 Stats = tuple[float, float, float, int]  # requests/s, p50 ms, p99 ms, non-2xx
+QUIET = "trust, --log-level warning,"  # the trust service without its request lines
 # LINSTOR REST calls the Incus driver makes per operation (shared/reference/incus-linstor-driver.md): create
 # §5.1 spawn, props PUT, ExactSize PUT, autoplace (+3 to mount a filesystem: lookup, make-available, volumes);
 # rename §4.1 lookup + PUT; snapshot §5.2 lookup + POST + PUT; delete §6.1 lookup (HasVolume), lookup, DELETE
@@ -68,8 +70,9 @@ class Row:
 
 
 @contextmanager
-def service(linstor: str, cache: str, mode: str) -> Iterator[tuple[str, int]]:
-    """`linstor-names serve` at its default log level in cache `mode`; URL and PID once ready and synced."""
+def service(linstor: str, cache: str, mode: str, log_level: str | None = None) -> Iterator[tuple[str, int]]:
+    """`linstor-names serve` in cache `mode`, at its default log level (one line a request) unless
+    `log_level` says otherwise; URL and PID once ready and synced."""
     port = free_port()
     env = {
         "LS_CONTROLLERS": linstor,
@@ -77,7 +80,8 @@ def service(linstor: str, cache: str, mode: str) -> Iterator[tuple[str, int]]:
         "LINSTOR_NAMES_CACHE_MODE": mode,
         "LINSTOR_NAMES_CACHE_RESYNC_INTERVAL": "3600",
     }
-    with process(linstor_names("serve", "--port", str(port)), env) as proc:
+    levels = ["--log-level", log_level] if log_level else []
+    with process(linstor_names(*levels, "serve", "--port", str(port)), env) as proc:
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/readyz", timeout=600)
         if mode != "off":
@@ -169,10 +173,14 @@ def lookups(size: int, seconds: float, rounds: int, work: Path) -> list[Row]:
             mode: stack.enter_context(service(linstor, f"sqlite:///{work}/cache-{size}-{mode}.db", mode))[0]
             for mode in ("trust", "verify", "off")
         }
+        # the same trust service without its line a request: what that line costs
+        quiet = f"sqlite:///{work}/cache-{size}-quiet.db"
+        services[QUIET] = stack.enter_context(service(linstor, quiet, "trust", log_level="warning"))[0]
         for c in (8, 32):
             cells.append((f"bare route c{c}", ceiling, bare, c))
             for op, paths in (("forward", forward), ("reverse", reverse)):
                 cells.append((f"trust {op} c{c}", services["trust"], paths, c))
+            cells.append((f"{QUIET} forward c{c}", services[QUIET], forward, c))
         for mode in ("verify", "off"):
             for op, paths in (("forward", forward), ("reverse", reverse)):
                 cells.append((f"{mode} {op} c8", services[mode], paths, 8))
@@ -474,6 +482,8 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("make bench needs wrk (Debian: apt-get install wrk)")
+    # a benchmark stopped by SIGTERM ends its children too: SystemExit runs every `with` block's exit
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.monotonic()
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="linstor-names-bench-") as tmp:
