@@ -3,12 +3,13 @@
 One table, in this order:
 - lookups: the bare-route ceiling (tests/benchmarks/bare.py), then forward and reverse lookups in each cache
   mode (trust, verify, off) at each size, trust forward lookups without the request log line (what that line
-  costs), and the lookup Incus makes (one props-filtered list of LINSTOR); wrk -t1, each cell a fixed time, every cell of a round before the next round, medians of the rounds;
-  ratios against the bare route at the same concurrency are paired: the median of each round's ratio;
+  costs), and the lookup Incus makes (one props-filtered list of LINSTOR); wrk -t1, each cell a fixed time,
+  every cell of a round before the next round, medians of the rounds; ratios against the bare route at the
+  same concurrency are paired: the median of each round's ratio;
 - mutations: the LINSTOR calls of create, rename, snapshot and delete (beside Incus's), what an
-  Idempotency-Key adds to a create, and the service's own time per operation: the operation through the service, minus the same LINSTOR requests replayed straight to
-  the emulator by this process, both timed with the same lean client (Plain), interleaved, medians of 21
-  rounds or more;
+  Idempotency-Key adds to a create, and the service's own time per operation: the operation through the
+  service, minus the same LINSTOR requests replayed straight to the emulator by this process, both timed
+  with the same lean client (Plain), interleaved, medians of 21 rounds or more;
 - the LINSTOR client at 1, 16 and 64 concurrent calls, against plain aiohttp (bench_client.py);
 - memory and full syncs at the largest size (bench_sync.py).
 

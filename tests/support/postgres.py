@@ -1,7 +1,9 @@
 """A PostgreSQL server for tests: LINSTOR_NAMES_TEST_PG_URL, or a throwaway cluster of Debian's binaries.
 
 The throwaway cluster lives in a temporary directory, listens on 127.0.0.1 on a free port and is stopped
-(by its own pg_ctl, so only the server started here) at the end. initdb refuses to run as root: as root,
+(by its own pg_ctl, so only the server started here) at the end. A run that was killed cannot stop its
+cluster: its directory names the test process that owned it, and the next cluster's start stops and removes
+those whose owner is gone. initdb refuses to run as root: as root,
 every PostgreSQL binary runs as the `postgres` system user. When no server can be had the tests skip,
 except under CI=true where they fail: no test may skip in CI for a missing dependency.
 """
@@ -27,6 +29,8 @@ from tests.support.server import free_port
 
 URL_ENV = "LINSTOR_NAMES_TEST_PG_URL"
 SYSTEM_USER = "postgres"
+PREFIX = "linstor-names-pg-"
+OWNER_FILE = "owner.pid"  # the PID of the test process that started the cluster
 
 
 class PostgresUnavailable(RuntimeError):
@@ -55,25 +59,62 @@ def postgres_server() -> Iterator[str]:
         yield url
 
 
+def _run(bindir: Path, *args: str, log: Path | None = None) -> None:
+    """A PostgreSQL binary of `bindir`, as the `postgres` user when this process is root."""
+    command = [str(bindir / args[0]), *args[1:]]
+    if os.geteuid() == 0:
+        command = ["runuser", "-u", SYSTEM_USER, "--", *command]
+    result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
+    if result.returncode != 0:
+        logged = log.read_text(errors="replace") if log is not None and log.exists() else ""
+        raise PostgresUnavailable(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}{logged}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def sweep_orphans(bindir: Path, parent: Path = Path("/tmp")) -> list[Path]:
+    """Stop and remove the throwaway clusters whose test process is gone (a run killed before its end);
+    the directories removed. A cluster without an owner file, or whose owner lives, is left alone."""
+    removed = []
+    for base in parent.glob(f"{PREFIX}*"):
+        try:
+            owner = int((base / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if _alive(owner):
+            continue
+        if (base / "data" / "postmaster.pid").exists():
+            try:
+                _run(bindir, "pg_ctl", "-D", str(base / "data"), "-m", "immediate", "-w", "stop")
+            except PostgresUnavailable:
+                continue  # not stopped: keep its files, a later sweep tries again
+        shutil.rmtree(base, ignore_errors=True)
+        removed.append(base)
+    return removed
+
+
 @contextmanager
 def _cluster(bindir: Path) -> Iterator[str]:
-    as_root = os.geteuid() == 0
-    user = pwd.getpwnam(SYSTEM_USER) if as_root else None
+    sweep_orphans(bindir)
+    user = pwd.getpwnam(SYSTEM_USER) if os.geteuid() == 0 else None
     # postgres must reach the data directory: /tmp, not a private temp dir of root's
-    base = Path(tempfile.mkdtemp(prefix="linstor-names-pg-", dir="/tmp"))
+    base = Path(tempfile.mkdtemp(prefix=PREFIX, dir="/tmp"))
+    (base / OWNER_FILE).write_text(str(os.getpid()))
     data, log = base / "data", base / "server.log"
     if user is not None:
         os.chown(base, user.pw_uid, user.pw_gid)
     port = free_port()
 
     def run(*args: str) -> None:
-        command = [str(bindir / args[0]), *args[1:]]
-        if as_root:
-            command = ["runuser", "-u", SYSTEM_USER, "--", *command]
-        result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
-        if result.returncode != 0:
-            logged = log.read_text(errors="replace") if log.exists() else ""
-            raise PostgresUnavailable(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}{logged}")
+        _run(bindir, *args, log=log)
 
     started = False
     try:
