@@ -28,6 +28,36 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 }
 
 
+# every attribute a LogRecord has, as an INFO record without a source location, thread or process has them
+_BLANK = {
+    **vars(logging.LogRecord("", logging.INFO, "(unknown file)", 0, "", None, None, "(unknown function)")),
+    "thread": None,
+    "threadName": None,
+    "process": None,
+    "processName": None,
+}
+
+# when the logging module was loaded: what LogRecord.relativeCreated counts from
+_LOGGING_STARTED = _BLANK["created"] - _BLANK["relativeCreated"] / 1000
+
+
+class FieldsRecord(logging.LogRecord):
+    """An INFO record of a message and extra fields, made at a third of LogRecord.__init__'s cost: for the
+    line every request writes. It has every attribute a LogRecord has (formatters and filters read them),
+    set as with configure()'s switches: no source location, thread or process."""
+
+    def __init__(self, name: str, message: str, fields: dict[str, Any]) -> None:
+        now = time.time_ns()
+        seconds = now / 1e9
+        self.__dict__.update(_BLANK)
+        self.__dict__.update(fields)
+        self.name = name
+        self.msg = message
+        self.created = seconds
+        self.msecs = (now % 1_000_000_000) // 1_000_000 + 0.0
+        self.relativeCreated = (seconds - _LOGGING_STARTED) * 1000
+
+
 class LogFormat(StrEnum):
     """How log lines are written."""
 

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.linstor.config import ConnectionConfig
-from app.logs import JsonFormatter
+from app.logs import FieldsRecord, JsonFormatter, TextFormatter
 from app.main import create_app
 from tests.api.conftest import service_settings
 from tests.conftest import Emulator
@@ -221,3 +221,22 @@ def test_json_lines_are_stamped_with_their_own_second_in_utc(created: float) -> 
         record.created, record.msecs = at, (at - int(at)) * 1000
         stamp = json.loads(formatter.format(record))["ts"]
         assert stamp == time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(record.msecs):03d}Z"
+
+
+@pytest.mark.parametrize(
+    "formatter", [JsonFormatter(), TextFormatter(), logging.Formatter(logging.BASIC_FORMAT)]
+)
+def test_a_request_line_record_is_an_info_record_with_its_fields(formatter: logging.Formatter) -> None:
+    # the request line's record (FieldsRecord) skips LogRecord.__init__: it must still be a whole record
+    fields = {"method": "GET", "route": VOLUME_ROUTE, "status": 200, "duration_ms": 0.5}
+    logger = logging.getLogger("linstor_names.request")
+    made = logger.makeRecord(
+        logger.name, logging.INFO, "(unknown file)", 0, "GET / 200", (), None, "(unknown function)", fields
+    )
+    fast = FieldsRecord(logger.name, "GET / 200", fields)
+    assert set(vars(fast)) == set(vars(made))
+    assert abs(fast.created - made.created) < 1
+    assert abs(fast.relativeCreated - made.relativeCreated) < 1000
+    for same in ("created", "msecs", "relativeCreated", "thread", "threadName", "process", "processName"):
+        setattr(made, same, getattr(fast, same))
+    assert formatter.format(fast) == formatter.format(made)
