@@ -355,7 +355,7 @@ class CacheStore:
         try:
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+            if _busy(exc):
                 return False
             raise
         try:
@@ -379,7 +379,7 @@ class CacheStore:
             try:
                 transaction = conn.begin()  # BEGIN IMMEDIATE: SQLITE_BUSY at once when another writer has it
             except sa.exc.OperationalError as exc:
-                if getattr(exc.orig, "sqlite_errorcode", None) != sqlite3.SQLITE_BUSY:
+                if not _busy(exc.orig):
                     raise
             else:
                 with transaction:
@@ -469,6 +469,13 @@ class CacheStore:
                         conn.execute(sa.text(queries.LOCK_AND_CLOCK_SQL), {"lock": WRITE_LOCK}).scalar_one()
                     )
                 return fn(conn, now)
+
+
+def _busy(exc: BaseException | None) -> bool:
+    """Whether sqlite3 refused because another connection holds a lock: SQLITE_BUSY or one of its extended
+    codes (recovery, snapshot, timeout), which sqlite3 reports as they are."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == sqlite3.SQLITE_BUSY
 
 
 def _log_failure(call: Future[Any]) -> None:

@@ -35,13 +35,14 @@ def record(name: str, **snapshots: str) -> VolumeRecord:
 
 
 # the cache_url fixture (conftest.py) on SQLite alone: PostgreSQL writes always run in a thread
-pytestmark = pytest.mark.parametrize("cache_url", ["sqlite"], indirect=True)
+SQLITE = pytest.mark.parametrize("cache_url", ["sqlite"], indirect=True)
 
 
 def _path(store: CacheStore) -> str:
     return str(store.engine.url.database)
 
 
+@SQLITE
 async def test_a_write_through_waits_for_another_writer_off_the_loop(store: CacheStore) -> None:
     other = sqlite3.connect(_path(store), isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")  # a sync's transaction, say
@@ -66,6 +67,7 @@ async def test_a_write_through_waits_for_another_writer_off_the_loop(store: Cach
     assert await store.by_rd("rd-v1") is not None
 
 
+@SQLITE
 async def test_a_failed_inline_write_leaves_nothing_half_written(
     store: CacheStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -88,6 +90,7 @@ async def test_a_failed_inline_write_leaves_nothing_half_written(
     assert cached.record.snapshots == {"s2": "snap-2"}
 
 
+@SQLITE
 async def test_the_inline_writer_has_the_wal_checkpointed_in_a_thread(
     store: CacheStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -107,6 +110,7 @@ async def test_the_inline_writer_has_the_wal_checkpointed_in_a_thread(
     assert all(name.startswith("cache") for name in checkpoints)
 
 
+@SQLITE
 async def test_an_idempotency_key_waits_for_another_writer_off_the_loop_then_runs_on_it(
     store: CacheStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -133,3 +137,15 @@ async def test_an_idempotency_key_waits_for_another_writer_off_the_loop_then_run
     # the loop's connection is usable after its BEGIN was refused, and the keys are there for others
     again = await store.claim_idempotency_key("k1", "f", lease=60)
     assert (again.held, again.owner) == (False, first.owner)
+
+
+@pytest.mark.parametrize(
+    ("code", "busy"),
+    [(5, True), (261, True), (517, True), (773, True), (6, False), (1, False), (None, False)],
+)
+def test_busy_is_sqlite_busy_and_its_extended_codes(code: int | None, busy: bool) -> None:
+    # SQLITE_BUSY, _RECOVERY, _SNAPSHOT, _TIMEOUT go to the thread; SQLITE_LOCKED and others are errors
+    error = sqlite3.OperationalError("refused")
+    if code is not None:
+        error.sqlite_errorcode = code
+    assert store_module._busy(error) is busy
