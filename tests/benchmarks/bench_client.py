@@ -14,7 +14,8 @@ with one of three clients at a time, each doing the GET of a verify-mode confirm
 
 Every cell (client x concurrent calls) runs for a fixed time, the clients interleaved within each round (their
 order rotating between rounds); the table gives the medians over the rounds: calls/s, p50 and p99 latency,
-the CPU this process spent per call (time.process_time), and the throughput as a share of aiohttp's.
+the CPU this process spent per call (time.process_time), and the throughput as a share of aiohttp's: the
+median of each round's ratio, the two cells of a round run seconds apart.
 
 Run: .venv/bin/python -m tests.benchmarks.bench_client [--duration S] [--rounds N] [--baseline DIR]
 """
@@ -256,18 +257,19 @@ def _rows(samples: Samples) -> list[Row]:
     rows = []
     targets = [*TARGETS, *(t for t, _ in samples if t not in TARGETS)]
     for concurrency in CONCURRENCY:
-        reference = median("aiohttp", concurrency, "calls_per_s")
+        reference = samples["aiohttp", concurrency]
         for target in dict.fromkeys(targets):
-            rate = median(target, concurrency, "calls_per_s")
+            # paired: each round's cell against aiohttp's of the same round, then the median of those ratios
+            pairs = zip(samples[target, concurrency], reference, strict=True)
             rows.append(
                 Row(
                     target=target,
                     concurrency=concurrency,
-                    calls_per_s=rate,
+                    calls_per_s=median(target, concurrency, "calls_per_s"),
                     p50_ms=median(target, concurrency, "p50_ms"),
                     p99_ms=median(target, concurrency, "p99_ms"),
                     cpu_ms_per_call=median(target, concurrency, "cpu_ms_per_call"),
-                    vs_aiohttp=rate / reference,
+                    vs_aiohttp=statistics.median(own.calls_per_s / ref.calls_per_s for own, ref in pairs),
                 )
             )
     return rows
