@@ -366,7 +366,8 @@ class CacheStore:
                     db.execute(_sqlite_sql(statement), params)
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # a failed COMMIT may have ended it already
+                db.execute("ROLLBACK")
             raise
         self._committed_on_loop()
         return True
