@@ -251,17 +251,30 @@ class Plain:
         return response.status, response.read()
 
 
+VOLUMES = f"/v1/pools/{POOL}/volumes"
+
+
+def _new_volume(name: str) -> dict[str, str]:
+    """The body of a create of a 1 GiB custom volume."""
+    return {"name": name, "type": "custom", "size": "1GiB"}
+
+
+def _answered(what: str, status: int, answer: bytes) -> None:
+    """Raise unless the service answered 2xx: a benchmark of failing requests would measure nothing."""
+    if status >= 300:
+        raise RuntimeError(f"{what}: {status} {answer.decode(errors='replace')}")
+
+
 def _cycle(
     client: Plain, names: Names, after: Callable[[str], None] | None = None
 ) -> dict[str, tuple[float, str]]:
     """Create, rename, snapshot and delete a volume through the service: (seconds, the answer's LINSTOR name)
     per operation; `after(op)` is called when each has answered."""
-    volumes = f"/v1/pools/{POOL}/volumes"
     requests = {
-        "create": ("POST", volumes, {"name": names.volume, "type": "custom", "size": "1GiB"}),
-        "rename": ("PATCH", f"{volumes}/custom/{names.volume}", {"name": names.renamed}),
-        "snapshot": ("POST", f"{volumes}/custom/{names.renamed}/snapshots", {"name": names.snapshot}),
-        "delete": ("DELETE", f"{volumes}/custom/{names.renamed}", None),
+        "create": ("POST", VOLUMES, _new_volume(names.volume)),
+        "rename": ("PATCH", f"{VOLUMES}/custom/{names.volume}", {"name": names.renamed}),
+        "snapshot": ("POST", f"{VOLUMES}/custom/{names.renamed}/snapshots", {"name": names.snapshot}),
+        "delete": ("DELETE", f"{VOLUMES}/custom/{names.renamed}", None),
     }
     out: dict[str, tuple[float, str]] = {}
     for op in OPERATIONS:
@@ -270,8 +283,7 @@ def _cycle(
         t0 = time.perf_counter()
         status, answer = client.request(method, path, content)
         seconds = time.perf_counter() - t0
-        if status >= 300:
-            raise RuntimeError(f"{op}: {status} {answer.decode(errors='replace')}")
+        _answered(op, status, answer)
         out[op] = (seconds, orjson.loads(answer).get("linstor_name", "") if answer else "")
         if after is not None:
             after(op)
@@ -417,17 +429,13 @@ def _key_cost(client: Plain, pid: int, k: int) -> tuple[float, float, float]:
     timed: dict[bool, tuple[float, float]] = {}
     for keyed in (k % 2 == 0, k % 2 == 1):
         name = f"key{k}{'k' if keyed else 'p'}"
-        body = orjson.dumps({"name": name, "type": "custom", "size": "1GiB"})
         key = {"idempotency-key": f"bench-{random.getrandbits(64):016x}"} if keyed else None
         cpu, t0 = cpu_ns(pid), time.perf_counter()
-        status, answer = client.request("POST", f"/v1/pools/{POOL}/volumes", body, key)
+        status, answer = client.request("POST", VOLUMES, orjson.dumps(_new_volume(name)), key)
         timed[keyed] = (time.perf_counter() - t0, (cpu_ns(pid) - cpu) / 1e9)
-        if status >= 300:
-            raise RuntimeError(f"create: {status} {answer.decode(errors='replace')}")
+        _answered("create", status, answer)
     for name in (f"key{k}k", f"key{k}p"):
-        status, answer = client.request("DELETE", f"/v1/pools/{POOL}/volumes/custom/{name}")
-        if status >= 300:
-            raise RuntimeError(f"delete: {status} {answer.decode(errors='replace')}")
+        _answered("delete", *client.request("DELETE", f"{VOLUMES}/custom/{name}"))
     return timed[True][0], timed[False][0], timed[True][1]
 
 
