@@ -12,20 +12,23 @@ be taken over after `claim_timeout` seconds, when the retry finds and adopts wha
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
 from app.builds import ensure_staging_group
 from app.errors import Conflict
 from app.identity import VolumeKey
 from app.linstor import LinstorClient, LinstorExists, LinstorNotFound
-from app.linstor.errors import LinstorTimeout
+from app.linstor.errors import LinstorOperationalError, LinstorTimeout
 from app.markers import CLAIM, STARTED
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 CLAIM_PREFIX = "lnclaim-"  # + 40 hex characters: 48, LINSTOR's longest name
 
 
@@ -57,6 +60,28 @@ class Claims:
         """
         name = claim_name(key)
         await self._take(name, key)
+        async with self._held(name, key):
+            yield
+
+    @asynccontextmanager
+    async def hold_while(self, key: VolumeKey, lookup: Awaitable[T]) -> AsyncIterator[T]:
+        """`hold`, the claim taken while `lookup` (reads that the change needs first) runs: one round trip to
+        LINSTOR instead of two. Yields what `lookup` found. Its errors come first, as if it had run before
+        the claim: a claim taken meanwhile is released again."""
+        name = claim_name(key)
+        take = asyncio.ensure_future(self._take(name, key))
+        try:
+            found = await lookup
+        except BaseException as exc:
+            await self._drop(take, name, exc)
+            raise
+        await take  # its refusal (409) or failure
+        async with self._held(name, key):
+            yield found
+
+    @asynccontextmanager
+    async def _held(self, name: str, key: VolumeKey) -> AsyncIterator[None]:
+        """Release the claim `name` when the block ends, but after a timeout (see `hold`)."""
         try:
             yield
         except LinstorTimeout:
@@ -66,6 +91,18 @@ class Claims:
             await self._release(name)
             raise
         await self._release(name)
+
+    async def _drop(self, take: asyncio.Future[None], name: str, cause: BaseException) -> None:
+        """A claim no longer wanted, the lookup beside it having failed with `cause`: released once taken.
+        Unless LINSTOR did not answer the lookup: then its answer to the claim is not waited for either
+        (a hung controller costs a request one deadline), and a claim it took expires on its own."""
+        if not take.done() and _unanswered(cause):
+            take.cancel()
+        await asyncio.wait([take])
+        if take.cancelled():
+            log.warning("the claim %s may stay until it expires: LINSTOR did not answer", name)
+        elif take.exception() is None:
+            await self._release(name)
 
     async def _take(self, name: str, key: VolumeKey) -> None:
         props = {CLAIM: identity_of(key), STARTED: f"{time.time():.3f}"}
@@ -101,3 +138,13 @@ class Claims:
             await self.client.delete_resource_definition(name)
         except Exception:  # an unreleased claim only delays the next writer until it expires
             log.exception("could not release the claim %s; it expires on its own", name)
+
+
+def _unanswered(exc: BaseException) -> bool:
+    """True when `exc` (or what caused it) says LINSTOR did not answer: a timeout, no controller, a cancel."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, (LinstorOperationalError, asyncio.CancelledError)):
+            return True
+        cause = cause.__cause__
+    return False

@@ -136,15 +136,14 @@ class VolumeService:
     async def provision(self, key: VolumeKey, build: Build) -> VolumeRecord:
         """Make exactly one resource definition for `key`, or none: the invariant every create shares.
 
-        Under the key's lock: the pool, the build's plan, the free check, a random name and the record; then
-        the build makes the RD and `settle` checks that no other writer made the same identity meanwhile,
-        both inside the undo, so any failure removes what was made; then the cache learns the new volume.
+        Under the key's lock and the identity's claim (taken while the pool and the build's plan are looked
+        up): the free check, a random name and the record; then the build makes the RD and `settle` checks
+        that no other writer made the same identity meanwhile, both inside the undo, so any failure removes
+        what was made; then the cache learns the new volume.
         """
         async with self.locks.hold(key):
-            group = await self.require_pool(key.pool)
-            key = replace(key, pool=group.name)
-            async with self.claims.hold(key):
-                draft = await build.plan(key)
+            # the pool and the build's source are looked up while the claim is taken (claims.py)
+            async with self.claims.hold_while(key, self._prepare(key, build)) as (group, key, draft):
                 adopted = await self.adopt_unfinished(key, draft, build)
                 if adopted is not None:
                     return adopted
@@ -161,6 +160,12 @@ class VolumeService:
                     await build.finish(record)
                 await self.resolver.remember(record)
                 return record
+
+    async def _prepare(self, key: VolumeKey, build: Build) -> tuple[Pool, VolumeKey, Draft]:
+        """The pool, the key with the pool's own name, and the build's plan: the reads before a create."""
+        group = await self.require_pool(key.pool)
+        key = replace(key, pool=group.name)
+        return group, key, await build.plan(key)
 
     async def adopt_unfinished(self, key: VolumeKey, draft: Draft, build: Build) -> VolumeRecord | None:
         """None when `key` is free; the volume when an earlier attempt of the same request left it
@@ -229,12 +234,12 @@ class VolumeService:
         """Rename by rewriting Aux/<ns>/name in one property update; the RD name never changes."""
         new_key = make_key(key.pool, key.project, key.type, new_name)
         async with self.locks.hold(key, new_key):
-            record, _ = await self.get(key)
-            new_key = replace(new_key, pool=record.key.pool)
             if new_name == key.name:
+                record, _ = await self.get(key)
                 return record
-            async with self.claims.hold(new_key):
-                return await self._rename(record, new_key)
+            # the volume is looked up while the new identity's claim is taken (claims.py)
+            async with self.claims.hold_while(new_key, self.get(key)) as (record, _):
+                return await self._rename(record, replace(new_key, pool=record.key.pool))
 
     async def _rename(self, record: VolumeRecord, new_key: VolumeKey) -> VolumeRecord:
         """The rename itself, under the new identity's claim."""
