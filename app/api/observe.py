@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.logs import FieldsRecord, request_id
+from app.logs import info_fields, request_id
 from app.metrics import CONTENT_TYPE, CacheView, Metrics
 
 HEADER = b"x-request-id"
@@ -81,8 +81,7 @@ class Observe:
                     "status": status,
                     "duration_ms": round(seconds * 1000, 3),
                 }
-                # handled as requests_log.info(...) would, without its generic record making
-                requests_log.handle(FieldsRecord(requests_log.name, f"{method} {route} {status}", fields))
+                info_fields(requests_log, f"{method} {route} {status}", fields)
             # a replay repeats an answer: the change it reports was audited when it ran
             if change and status < 400 and not replayed:
                 _audit(scope, method, route, status, bytes(body))

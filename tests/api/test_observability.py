@@ -14,8 +14,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+import app.logs
 from app.linstor.config import ConnectionConfig
-from app.logs import FieldsRecord, JsonFormatter, TextFormatter
+from app.logs import FieldsRecord, JsonFormatter, LogFormat, TextFormatter, configure, info_fields, request_id
 from app.main import create_app
 from tests.api.conftest import service_settings
 from tests.conftest import Emulator
@@ -240,3 +241,119 @@ def test_a_request_line_record_is_an_info_record_with_its_fields(formatter: logg
     for same in ("created", "msecs", "relativeCreated", "thread", "threadName", "process", "processName"):
         setattr(made, same, getattr(fast, same))
     assert formatter.format(fast) == formatter.format(made)
+
+
+@pytest.fixture
+def logging_restored() -> Iterator[None]:
+    """configure() changes the root logger and the module's handler: put both back after the test."""
+    root = logging.getLogger()
+    handlers, level, configured = root.handlers[:], root.level, app.logs._json_handler
+    yield
+    root.handlers[:], app.logs._json_handler = handlers, configured
+    root.setLevel(level)
+
+
+class Kept(logging.Handler):
+    """Keeps the messages it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _drop_all(record: logging.LogRecord) -> bool:
+    return False
+
+
+# what else a request line's record may meet on its way, besides configure()'s JSON handler
+LISTENERS = (
+    "nothing else",
+    "another handler on the root (pytest's caplog)",
+    "a handler of the logger's own",
+    "a filter on the JSON handler",
+    "a filter on the logger",
+    "the JSON handler above INFO",
+    "a formatter of another kind",
+)
+
+
+def _listen(listener: str, logger: logging.Logger, handler: logging.Handler, kept: Kept) -> None:
+    if listener == LISTENERS[1]:
+        logging.getLogger().addHandler(kept)
+    elif listener == LISTENERS[2]:
+        logger.addHandler(kept)
+    elif listener == LISTENERS[3]:
+        handler.addFilter(_drop_all)
+    elif listener == LISTENERS[4]:
+        logger.addFilter(_drop_all)
+    elif listener == LISTENERS[5]:
+        handler.setLevel(logging.WARNING)
+    elif listener == LISTENERS[6]:
+        handler.setFormatter(TextFormatter())
+
+
+@pytest.mark.parametrize("listener", LISTENERS)
+def test_the_request_line_is_what_logging_would_make_of_it_whatever_listens(
+    listener: str, logging_restored: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """info_fields writes straight to the JSON handler's stream only when logging would send the record
+    there alone, and then writes the very line logging writes; otherwise the record takes logging's path."""
+    configure(LogFormat.JSON, "info")
+    handler = logging.getLogger().handlers[0]
+    assert isinstance(handler, logging.StreamHandler)
+    stream = io.StringIO()
+    handler.setStream(stream)
+    logger = logging.getLogger("linstor_names.test_request_line")
+    kept = Kept()
+    _listen(listener, logger, handler, kept)
+    monkeypatch.setattr(time, "time_ns", lambda: 1_700_000_000_123_456_789)
+    fields = {"method": "GET", "route": VOLUME_ROUTE, "status": 200, "duration_ms": 0.5}
+    token = request_id.set("0123abcd")
+    try:
+        outputs = []
+        for straight_if_it_may in (True, False):
+            if straight_if_it_may:
+                info_fields(logger, "GET / 200", dict(fields))
+            else:
+                logger.handle(FieldsRecord(logger.name, "GET / 200", dict(fields)))
+            outputs.append((stream.getvalue(), kept.messages[:]))
+            stream.seek(0)
+            stream.truncate()
+            kept.messages.clear()
+    finally:
+        request_id.reset(token)
+        logger.handlers.clear()
+        logger.filters.clear()
+    straight, through_logging = outputs
+    assert straight == through_logging
+    if listener == "nothing else":
+        assert json.loads(straight[0])["ts"] == "2023-11-14T22:13:20.123Z"
+
+
+def test_a_request_line_written_straight_takes_no_record_and_survives_a_broken_stream(
+    logging_restored: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The straight path makes no LogRecord (that is its point); a stream that fails is handled as logging
+    handles it (handleError), never raised into the request."""
+    configure(LogFormat.JSON, "info")
+    handler = logging.getLogger().handlers[0]
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(io.StringIO())
+    made: list[logging.LogRecord] = []
+    monkeypatch.setattr(app.logs, "FieldsRecord", lambda *a: made.append(a) or FieldsRecord(*a))  # type: ignore[func-returns-value]
+    logger = logging.getLogger("linstor_names.request")
+    info_fields(logger, "GET / 200", {"status": 200})
+    assert made == []
+
+    class Broken(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError("the pipe is gone")
+
+    handler.setStream(Broken())
+    errors: list[logging.LogRecord] = []
+    monkeypatch.setattr(handler, "handleError", errors.append)
+    info_fields(logger, "GET / 200", {"status": 200})
+    assert [e.getMessage() for e in errors] == ["GET / 200"]
