@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from tests.benchmarks import bench_client, bench_sync
-from tests.benchmarks.bench import OPERATIONS
+from tests.benchmarks.bench import OPERATIONS, SLOW_CALL
 from tests.support.deps import skip_or_fail
 
 
@@ -35,6 +35,7 @@ def test_make_bench_runs_end_to_end_at_a_small_size() -> None:
     for op in OPERATIONS:
         assert f"{op}: LINSTOR calls" in measurements
         assert f"{op}: service's own time" in measurements
+        assert f"{op}, LINSTOR answering each call in {SLOW_CALL * 1000:.0f} ms" in measurements
     assert "create with an Idempotency-Key: through the service" in measurements
     for target in bench_client.TARGETS:
         for c in bench_client.CONCURRENCY:

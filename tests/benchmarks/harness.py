@@ -95,12 +95,15 @@ def process(args: list[str], env: dict[str, str] | None = None) -> Iterator[subp
 
 
 @contextmanager
-def emulator(state_file: Path) -> Iterator[str]:
-    """`linstor-names emulator` on a free port, loaded from `state_file`; its URL once it answers."""
+def emulator(state_file: Path, *, controls: bool = False) -> Iterator[str]:
+    """`linstor-names emulator` on a free port, loaded from `state_file` (and its /_emulator controls on,
+    with `controls`); its URL once it answers."""
     port = free_port()
     args = linstor_names(
         "--log-level", "warning", "emulator", "--port", str(port), "--state-file", str(state_file)
     )
+    if controls:
+        args.append("--controls")
     with process(args):
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/v1/controller/version", timeout=600)
