@@ -9,9 +9,10 @@ One table, in this order:
 - mutations: the LINSTOR calls of create, rename, snapshot and delete (beside Incus's), what an
   Idempotency-Key adds to a create, and the service's own time per operation: the operation through the
   service, minus the same LINSTOR requests replayed straight to the emulator by this process, both timed
-  with the same lean client (Plain), interleaved, medians of 21 rounds or more; then both again with the
-  emulator answering each LINSTOR call 5 ms late, a controller's pace, where an operation's time counts its
-  round trips (calls sent together share one) more than anyone's CPU;
+  with the same lean client (Plain), interleaved, the median of 21 rounds' differences or more (a round's
+  operation and replay run seconds apart: paired, the machine's drift between rounds cancels); then both
+  again with the emulator answering each LINSTOR call 5 ms late, a controller's pace, where an operation's
+  time counts its round trips (calls sent together share one) more than anyone's CPU;
 - the LINSTOR client at 1, 16 and 64 concurrent calls, against plain aiohttp (bench_client.py);
 - memory and full syncs at the largest size (bench_sync.py).
 
@@ -405,26 +406,26 @@ def mutations(rounds: int, work: Path) -> list[Row]:
             )
         )
     for op in OPERATIONS:
-        svc, rpl = statistics.median(service_s[op]) * 1000, statistics.median(replay_s[op]) * 1000
+        svc, rpl, own = _paired_ms(service_s[op], replay_s[op])
         cpu_ms = statistics.median(service_cpu[op]) * 1000
         rows.append(
             Row(
                 "mutations",
                 f"{op}: service's own time",
-                f"{svc - rpl:.2f} ms (through the service {svc:.2f} ms; "
+                f"{own:.2f} ms (through the service {svc:.2f} ms; "
                 f"its LINSTOR calls replayed {rpl:.2f} ms); the service's CPU {cpu_ms:.2f} ms",
                 "target < 2 ms",
             )
         )
     for op in OPERATIONS:
-        svc, rpl = statistics.median(slow_s[op]) * 1000, statistics.median(slow_replay_s[op]) * 1000
+        svc, rpl, own = _paired_ms(slow_s[op], slow_replay_s[op])
         rows.append(
             Row(
                 "mutations",
                 f"{op}, LINSTOR answering each call in {SLOW_CALL * 1000:.0f} ms",
                 f"through the service {svc:.1f} ms; its {len(per_op[op])} LINSTOR calls replayed one after "
                 f"another {rpl:.1f} ms",
-                f"{svc - rpl:+.1f} ms",
+                f"{own:+.1f} ms",
             )
         )
     keyed, extra = (
@@ -441,6 +442,13 @@ def mutations(rounds: int, work: Path) -> list[Row]:
         )
     )
     return rows
+
+
+def _paired_ms(service: list[float], replay: list[float]) -> tuple[float, float, float]:
+    """Milliseconds: the medians of the operation through the service and of its replay, and the service's
+    own time, the median of each round's difference (the two run seconds apart; rounds drift more)."""
+    own = statistics.median(s - r for s, r in zip(service, replay, strict=True))
+    return statistics.median(service) * 1000, statistics.median(replay) * 1000, own * 1000
 
 
 def _fresh(made: dict[str, str], calibration: Names, prefix: str) -> dict[str, str]:
