@@ -49,7 +49,18 @@ from app.emulator.rg_ops import create_rg
 from app.linstor.transport import endpoint_template
 from app.transcripts.format import Exchange, read_transcript
 from tests.benchmarks import bench_client, bench_sync
-from tests.benchmarks.harness import POOL, cpu_ns, emulator, fill, linstor_names, process, wait_http, wrk
+from tests.benchmarks.harness import (
+    POOL,
+    SERVER_CPU,
+    cpu_ns,
+    emulator,
+    fill,
+    linstor_names,
+    pinned,
+    process,
+    wait_http,
+    wrk,
+)
 from tests.support.server import free_port
 
 Stats = tuple[float, float, float, int]  # requests/s, p50 ms, p99 ms, non-2xx
@@ -85,7 +96,7 @@ def service(linstor: str, cache: str, mode: str, log_level: str | None = None) -
         "LINSTOR_NAMES_CACHE_RESYNC_INTERVAL": "3600",
     }
     levels = ["--log-level", log_level] if log_level else []
-    with process(linstor_names(*levels, "serve", "--port", str(port)), env) as proc:
+    with process(pinned(linstor_names(*levels, "serve", "--port", str(port)), SERVER_CPU), env) as proc:
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/readyz", timeout=600)
         if mode != "off":
@@ -110,7 +121,7 @@ def bare_route() -> Iterator[str]:
         str(port),
         "--no-access-log",
     ]
-    with process([*args, "--log-level", "warning"]):
+    with process(pinned([*args, "--log-level", "warning"], SERVER_CPU)):
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/bare/x")
         yield url

@@ -45,7 +45,7 @@ from app.emulator import EmulatorState
 from app.linstor import LinstorClient
 from app.linstor.config import ConnectionConfig
 from app.metrics import Metrics
-from tests.benchmarks.harness import emulator, fill
+from tests.benchmarks.harness import LOAD_CPU, SERVER_CPU, emulator, fill, on_cpu
 
 TARGETS = ("client", "client-httpx", "aiohttp")
 BASELINE = "baseline"
@@ -283,7 +283,9 @@ def run(duration: float = 3.0, rounds: int = 3, rds: int = RDS, base: Path | Non
     with tempfile.TemporaryDirectory(prefix="bench-client-") as tmp:
         state_file = Path(tmp) / "state.json"
         state.save(state_file)
-        with emulator(state_file) as url:
+        # the clients here and the emulator each on a CPU of their own (when there are two), as make bench's
+        # lookups pin wrk and the server: sharing one for part of a cell would halve it
+        with emulator(state_file, cpu=SERVER_CPU) as url, on_cpu(LOAD_CPU):
             return _rows(asyncio.run(_rounds(url, names, duration, rounds, base)))
 
 

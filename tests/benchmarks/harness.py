@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -77,6 +78,34 @@ def linstor_names(*args: str) -> list[str]:
     return [sys.executable, "-c", "from app.cli import main; main()", *args]
 
 
+# The load generator and the server it measures each get a CPU of their own when there are two: left to the
+# scheduler, they sometimes share one for part of a cell, which halves that cell's throughput
+LOAD_CPU, SERVER_CPU = 0, 1
+_CPUS = os.sched_getaffinity(0)  # the CPUs this process may use, before any pinning
+
+
+def pinned(args: list[str], cpu: int) -> list[str]:
+    """`args` run on CPU `cpu` alone (taskset, inherited by every thread), when this process may use two
+    CPUs or more, `cpu` among them, and taskset is there; else `args` as they are."""
+    if shutil.which("taskset") is None or len(_CPUS) < 2 or cpu not in _CPUS:
+        return args
+    return ["taskset", "--cpu-list", str(cpu), *args]
+
+
+@contextmanager
+def on_cpu(cpu: int) -> Iterator[None]:
+    """This thread (and the threads it starts) on CPU `cpu` alone while the block runs, as pinned() runs
+    a child."""
+    if len(_CPUS) < 2 or cpu not in _CPUS:
+        yield
+        return
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, _CPUS)
+
+
 @contextmanager
 def process(args: list[str], env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
     """A child process, its output discarded, ended (by its PID) when the block ends."""
@@ -95,16 +124,16 @@ def process(args: list[str], env: dict[str, str] | None = None) -> Iterator[subp
 
 
 @contextmanager
-def emulator(state_file: Path, *, controls: bool = False) -> Iterator[str]:
+def emulator(state_file: Path, *, controls: bool = False, cpu: int | None = None) -> Iterator[str]:
     """`linstor-names emulator` on a free port, loaded from `state_file` (and its /_emulator controls on,
-    with `controls`); its URL once it answers."""
+    with `controls`; on CPU `cpu` alone, with `cpu`); its URL once it answers."""
     port = free_port()
     args = linstor_names(
         "--log-level", "warning", "emulator", "--port", str(port), "--state-file", str(state_file)
     )
     if controls:
         args.append("--controls")
-    with process(args):
+    with process(pinned(args, cpu) if cpu is not None else args):
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/v1/controller/version", timeout=600)
         yield url
@@ -168,20 +197,23 @@ def wrk(
     (work / "paths.txt").write_text("\n".join(paths) + "\n")
     (work / "random.lua").write_text(LUA)
     out = subprocess.run(
-        [
-            "wrk",
-            "-t1",
-            f"-c{connections}",
-            f"-d{max(1, round(duration))}s",
-            "--timeout",
-            "60s",
-            "--latency",
-            "-s",
-            str(work / "random.lua"),
-            base,
-            "--",
-            str(work / "paths.txt"),
-        ],
+        pinned(
+            [
+                "wrk",
+                "-t1",
+                f"-c{connections}",
+                f"-d{max(1, round(duration))}s",
+                "--timeout",
+                "60s",
+                "--latency",
+                "-s",
+                str(work / "random.lua"),
+                base,
+                "--",
+                str(work / "paths.txt"),
+            ],
+            LOAD_CPU,
+        ),
         capture_output=True,
         text=True,
         check=True,
