@@ -49,12 +49,16 @@ class VolumeService:
         groups = await self.client.list_resource_groups()
         return [pool_of(g) for g in groups if not same_pool(g.name, self.settings.staging_resource_group)]
 
-    async def require_pool(self, pool: str) -> Pool:
-        """The pool's resource group, or 404 pool_not_found."""
+    def check_pool_name(self, pool: str) -> None:
+        """400 invalid_pool, or 404 pool_not_found for the staging group: what a pool's name alone says."""
         if not LINSTOR_NAME_RE.fullmatch(pool):
             raise InvalidInput("invalid_pool", f"{pool!r} is not a valid LINSTOR resource group name")
         if same_pool(pool, self.settings.staging_resource_group):
             raise NotFound("pool_not_found", f"Pool {pool!r} is the service's staging group, not a pool")
+
+    async def require_pool(self, pool: str) -> Pool:
+        """The pool's resource group, or 404 pool_not_found."""
+        self.check_pool_name(pool)
         try:
             return pool_of(await self.client.get_resource_group(pool))
         except LinstorNotFound as exc:
@@ -142,6 +146,7 @@ class VolumeService:
         what was made; then the cache learns the new volume.
         """
         async with self.locks.hold(key):
+            self.check_pool_name(key.pool)  # a name that cannot be a pool is refused before any claim
             # the pool and the build's source are looked up while the claim is taken (claims.py)
             async with self.claims.hold_while(key, self._prepare(key, build)) as (group, key, draft):
                 adopted = await self.adopt_unfinished(key, draft, build)

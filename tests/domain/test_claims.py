@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from app.claims import CLAIM_PREFIX
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, NotFound, ServiceError
 from app.identity import VolumeRecord, VolumeType
 from app.resolver import Resolver
 from app.settings import CacheMode
@@ -104,3 +104,16 @@ async def test_a_failed_lookup_gives_its_own_error_and_releases_the_claim_taken_
         assert raised.value.code == code
         assert d.writes("POST", "/v1/resource-definitions"), "the claim was not taken beside the lookup"
         assert _claims(d) == []
+
+
+@pytest.mark.parametrize(
+    ("pool", "code"), [("not a pool!", "invalid_pool"), ("LINSTOR-NAMES-STAGING", "pool_not_found")]
+)
+async def test_a_create_in_what_cannot_be_a_pool_takes_no_claim(pool: str, code: str) -> None:
+    """What the pool's name alone rules out is refused before the claim goes out beside the pool's lookup."""
+    async with domain(mode=CacheMode.OFF, cache=False) as d:
+        spec = CreateSpec(name="c1", type=VolumeType.CONTAINER, size_bytes=1 << 20)
+        with pytest.raises(ServiceError) as raised:
+            await d.volumes.create(pool, spec)
+        assert raised.value.code == code
+        assert not d.writes("POST", "/v1/resource-definitions")
