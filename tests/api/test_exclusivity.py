@@ -9,10 +9,13 @@ import time
 import httpx
 import pytest
 
+from app.claims import claim_name
+from app.identity import VolumeType
 from app.linstor import LinstorClient
 from app.linstor.config import ConnectionConfig
 from app.main import create_app
-from app.markers import OWN_NAME, PENDING
+from app.markers import OWN_NAME, PENDING, STARTED
+from app.specs import make_key
 from tests.api.conftest import service_settings
 from tests.conftest import Emulator
 from tests.support.api import POOL, assert_problem
@@ -43,8 +46,8 @@ async def test_a_timed_out_create_is_adopted_by_its_retry_not_doubled(
             assert_problem(first, 504, "linstor_timeout")
             early = await api.post(f"/v1/pools/{POOL}/volumes", json=C1)
             assert_problem(early, 409, "operation_in_progress")
-            await asyncio.sleep(1.6)  # the spawn has completed; the first attempt's claim has expired
-            (made,) = await identity_rds(linstor)
+            made = await _one_identity_rd(linstor, within=10.0)  # the spawn has completed
+            await _claim_expired(linstor, 1.5)
             assert PENDING in (await linstor.get_resource_definition(made)).props
             retry = await api.post(f"/v1/pools/{POOL}/volumes", json=C1)
             assert retry.status_code == 201, retry.text
@@ -70,7 +73,6 @@ async def test_a_timed_out_create_retried_with_its_key_ends_with_one_rd(
     key = {"Idempotency-Key": '"c1-create-2e8f4a"'}
     with serve(app) as url:
         async with httpx.AsyncClient(base_url=url, timeout=30) as api:
-            started = time.monotonic()
             first = await api.post(f"/v1/pools/{POOL}/volumes", json=C1, headers=key)
             assert_problem(first, 504, "linstor_timeout")
             early = await api.post(f"/v1/pools/{POOL}/volumes", json=C1, headers=key)
@@ -78,7 +80,7 @@ async def test_a_timed_out_create_retried_with_its_key_ends_with_one_rd(
             # the spawn completes (a loaded machine may take longer than its 0.8 s), then the first
             # attempt's claim expires (claim_timeout 1.5 s after it was taken)
             made = await _one_identity_rd(linstor, within=10.0)
-            await asyncio.sleep(max(0.0, started + 1.6 - time.monotonic()))
+            await _claim_expired(linstor, 1.5)
             retry = await api.post(f"/v1/pools/{POOL}/volumes", json=C1, headers=key)
             assert retry.status_code == 201, retry.text
             assert "idempotent-replayed" not in retry.headers  # it ran: the failures were not kept
@@ -97,3 +99,12 @@ async def _one_identity_rd(linstor: LinstorClient, within: float) -> str:
         await asyncio.sleep(0.05)
     (made,) = found
     return made
+
+
+async def _claim_expired(linstor: LinstorClient, claim_timeout: float) -> None:
+    """Wait until c1's claim is older than `claim_timeout`, by the start it records (app/claims.py), not
+    by the test's clock: a loaded machine may take the claim a while after the request was sent."""
+    rd = await linstor.get_resource_definition(
+        claim_name(make_key(POOL, "default", VolumeType.CONTAINER, "c1"))
+    )
+    await asyncio.sleep(max(0.0, float(rd.props[STARTED]) + claim_timeout + 0.1 - time.time()))
