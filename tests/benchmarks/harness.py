@@ -84,10 +84,15 @@ LOAD_CPU, SERVER_CPU = 0, 1
 _CPUS = os.sched_getaffinity(0)  # the CPUs this process may use, before any pinning
 
 
+def _pinnable(cpu: int) -> bool:
+    """True when this process may use two CPUs or more, `cpu` among them."""
+    return len(_CPUS) >= 2 and cpu in _CPUS
+
+
 def pinned(args: list[str], cpu: int) -> list[str]:
-    """`args` run on CPU `cpu` alone (taskset, inherited by every thread), when this process may use two
-    CPUs or more, `cpu` among them, and taskset is there; else `args` as they are."""
-    if shutil.which("taskset") is None or len(_CPUS) < 2 or cpu not in _CPUS:
+    """`args` run on CPU `cpu` alone (taskset, inherited by every thread) when it can be, and taskset is
+    there; else `args` as they are."""
+    if shutil.which("taskset") is None or not _pinnable(cpu):
         return args
     return ["taskset", "--cpu-list", str(cpu), *args]
 
@@ -96,7 +101,7 @@ def pinned(args: list[str], cpu: int) -> list[str]:
 def on_cpu(cpu: int) -> Iterator[None]:
     """This thread (and the threads it starts) on CPU `cpu` alone while the block runs, as pinned() runs
     a child."""
-    if len(_CPUS) < 2 or cpu not in _CPUS:
+    if not _pinnable(cpu):
         yield
         return
     os.sched_setaffinity(0, {cpu})
