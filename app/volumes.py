@@ -59,6 +59,10 @@ class VolumeService:
     async def require_pool(self, pool: str) -> Pool:
         """The pool's resource group, or 404 pool_not_found."""
         self.check_pool_name(pool)
+        return await self._pool(pool)
+
+    async def _pool(self, pool: str) -> Pool:
+        """The resource group of a pool whose name check_pool_name passed, or 404 pool_not_found."""
         try:
             return pool_of(await self.client.get_resource_group(pool))
         except LinstorNotFound as exc:
@@ -168,7 +172,7 @@ class VolumeService:
 
     async def _prepare(self, key: VolumeKey, build: Build) -> tuple[Pool, VolumeKey, Draft]:
         """The pool, the key with the pool's own name, and the build's plan: the reads before a create."""
-        group = await self.require_pool(key.pool)
+        group = await self._pool(key.pool)  # provision checked its name
         key = replace(key, pool=group.name)
         return group, key, await build.plan(key)
 

@@ -386,9 +386,8 @@ def mutations(rounds: int, work: Path) -> list[Row]:
                 for i, op in enumerate(OPERATIONS):
                     service_s[op].append(timed[op][0])
                     service_cpu[op].append((cpu[i + 1] - cpu[i]) / 1e9)
-                fresh = _fresh(made, calibration, f"rpl{k}")
-                for op in OPERATIONS:
-                    replay_s[op].append(_replay(raw, [_substitute(e, fresh) for e in per_op[op]]))
+                for op, seconds in _replays(raw, per_op, _fresh(made, calibration, f"rpl{k}")).items():
+                    replay_s[op].append(seconds)
                 with_key, without, cpu_s = _key_cost(to_service, direct_pid, k)
                 keyed_s.append(with_key)
                 unkeyed_s.append(without)
@@ -400,10 +399,10 @@ def mutations(rounds: int, work: Path) -> list[Row]:
             with _latency(linstor, SLOW_CALL):
                 for k in range(SLOW_ROUNDS):
                     timed = _cycle(to_service, Names(f"slw{k}vol", f"slw{k}ren", f"slw{k}snap"))
-                    fresh = _fresh(made, calibration, f"srp{k}")
+                    replays = _replays(raw, per_op, _fresh(made, calibration, f"srp{k}"))
                     for op in OPERATIONS:
                         slow_s[op].append(timed[op][0])
-                        slow_replay_s[op].append(_replay(raw, [_substitute(e, fresh) for e in per_op[op]]))
+                        slow_replay_s[op].append(replays[op])
     rows = []
     for op in OPERATIONS:
         calls = Counter(f"{e.method} {endpoint_template(e.path)}" for e in per_op[op])
@@ -439,10 +438,7 @@ def mutations(rounds: int, work: Path) -> list[Row]:
                 f"{own:+.1f} ms",
             )
         )
-    keyed, extra = (
-        statistics.median(keyed_s) * 1000,
-        statistics.median(a - b for a, b in zip(keyed_s, unkeyed_s, strict=True)) * 1000,
-    )
+    keyed, _, extra = _paired_ms(keyed_s, unkeyed_s)
     rows.append(
         Row(
             "mutations",
@@ -455,11 +451,17 @@ def mutations(rounds: int, work: Path) -> list[Row]:
     return rows
 
 
-def _paired_ms(service: list[float], replay: list[float]) -> tuple[float, float, float]:
-    """Milliseconds: the medians of the operation through the service and of its replay, and the service's
-    own time, the median of each round's difference (the two run seconds apart; rounds drift more)."""
-    own = statistics.median(s - r for s, r in zip(service, replay, strict=True))
-    return statistics.median(service) * 1000, statistics.median(replay) * 1000, own * 1000
+def _paired_ms(first: list[float], second: list[float]) -> tuple[float, float, float]:
+    """Milliseconds: the medians of two series timed round by round (an operation through the service and
+    its replay, say) and the median of each round's difference, first minus second (the two of a round run
+    seconds apart; rounds drift more)."""
+    own = statistics.median(a - b for a, b in zip(first, second, strict=True))
+    return statistics.median(first) * 1000, statistics.median(second) * 1000, own * 1000
+
+
+def _replays(raw: Plain, per_op: dict[str, list[Exchange]], names: dict[str, str]) -> dict[str, float]:
+    """Each operation's recorded LINSTOR requests replayed straight to the emulator with `names`: seconds."""
+    return {op: _replay(raw, [_substitute(e, names) for e in per_op[op]]) for op in OPERATIONS}
 
 
 def _fresh(made: dict[str, str], calibration: Names, prefix: str) -> dict[str, str]:
