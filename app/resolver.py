@@ -218,6 +218,14 @@ class Resolver:
         for record in changed:
             await self.remember(record)
 
+    async def cached_rd_name(self, key: VolumeKey) -> str | None:
+        """The RD the cache holds `key` in, unconfirmed: a hint for reads sent beside the confirming scan.
+        None without a cache, a row, or with more than one."""
+        if self.cache is None:
+            return None
+        cached = await self._read(self.cache.by_key(key), ())
+        return cached[0].record.rd_name if len(cached) == 1 else None
+
     async def find_in_linstor(self, key: VolumeKey) -> list[VolumeRecord]:
         """Incus's lookup: props filter on name and type, then keep the pool's resource group (§3.1)."""
         rds = await self.client.list_resource_definitions(
