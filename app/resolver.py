@@ -343,7 +343,14 @@ class Resolver:
 
     async def by_rd_name(self, rd_name: str) -> tuple[VolumeRecord | None, CacheInfo]:
         """The volume whose resource definition is `rd_name` (one name-filtered read of LINSTOR)."""
-        hit = await self._read(self.cache.by_rd(rd_name), None) if self.cache is not None else None
+        return await self._by_rd_name(rd_name, await self._rd_row(rd_name))
+
+    async def _rd_row(self, rd_name: str) -> Cached | None:
+        """The cache's row of the RD `rd_name`; None without a cache or a row."""
+        return await self._read(self.cache.by_rd(rd_name), None) if self.cache is not None else None
+
+    async def _by_rd_name(self, rd_name: str, hit: Cached | None) -> tuple[VolumeRecord | None, CacheInfo]:
+        """by_rd_name, the cache's row `hit` read already."""
         if hit is not None and self.mode is CacheMode.TRUST:
             self.counters.hits += 1
             return hit.record, self._trusted(hit)
@@ -366,12 +373,14 @@ class Resolver:
     async def resolve(self, name: str) -> tuple[VolumeRecord, str | None, CacheInfo] | None:
         """What a LINSTOR name stands for: a volume's RD (snapshot None), or one of its snapshots.
 
-        A name the cache knows as a snapshot goes straight to the snapshot path, so resolving a snapshot
-        costs no resource-definition read of LINSTOR first.
+        The cache is read for an RD first (most names asked are RDs: the snapshot table is then not read),
+        then for a snapshot: a name the cache knows as a snapshot goes straight to the snapshot path, so
+        resolving a snapshot costs no resource-definition read of LINSTOR first.
         """
-        row = await self._snapshot_row(name)
+        hit = await self._rd_row(name)
+        row = await self._snapshot_row(name) if hit is None else None
         if row is None:
-            record, info = await self.by_rd_name(name)
+            record, info = await self._by_rd_name(name, hit)
             if record is not None:
                 return record, None, info
         found, info = await self.by_snapshot_name(name, row)

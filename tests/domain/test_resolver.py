@@ -226,3 +226,31 @@ async def test_a_list_leaves_a_cache_far_behind_to_the_resync(monkeypatch: pytes
         monkeypatch.setattr(resolver_module, "LIST_REPAIR_LIMIT", 3)
         assert await listed(d) == (["c1", "c2", "c3"], MISS_INFO)
         assert sorted(r.key.name for r in d.cache.rows.values()) == ["c1", "c2", "c3"]
+
+
+async def test_a_reverse_lookup_of_an_rd_the_cache_holds_reads_no_snapshot_row() -> None:
+    """An RD name found in the cache is answered without the snapshot table's read; a snapshot name is still
+    found in the cache, and neither asks LINSTOR anything in trust mode."""
+    async with domain(mode=CacheMode.TRUST) as d:
+        record = await d.volumes.create(POOL, C1)
+        snap = await d.snapshots.create(record.key, "snap0")
+        cache = d.cache
+        assert cache is not None
+        asked: list[str] = []
+        by_snapshot = cache.by_snapshot
+
+        async def counted(name: str) -> object:
+            asked.append(name)
+            return await by_snapshot(name)
+
+        cache.by_snapshot = counted  # type: ignore[method-assign]
+        d.seen.clear()
+        by_rd = await d.volumes.resolver.resolve(record.rd_name)
+        assert by_rd is not None
+        assert (by_rd[0].rd_name, by_rd[1]) == (record.rd_name, None)
+        assert asked == []
+        by_snap = await d.volumes.resolver.resolve(snap.linstor_name)
+        assert by_snap is not None
+        assert (by_snap[0].rd_name, by_snap[1]) == (record.rd_name, "snap0")
+        assert asked == [snap.linstor_name]
+        assert d.seen == []
