@@ -11,7 +11,7 @@ from app.linstor import LinstorOperationalError
 from app.resolver import CacheInfo, Served
 from app.settings import CacheMode
 from app.specs import CreateSpec, make_key
-from tests.support.domain import POOL, Domain, domain
+from tests.support.domain import POOL, Domain, Row, domain
 
 LIST_RDS = "/v1/resource-definitions"
 C1 = CreateSpec(name="c1", type=VolumeType.CONTAINER, size_bytes=1 << 30)
@@ -239,9 +239,9 @@ async def test_a_reverse_lookup_of_an_rd_the_cache_holds_reads_no_snapshot_row()
         asked: list[str] = []
         by_snapshot = cache.by_snapshot
 
-        async def counted(name: str) -> object:
-            asked.append(name)
-            return await by_snapshot(name)
+        async def counted(linstor_snapshot: str) -> tuple[Row, str] | None:
+            asked.append(linstor_snapshot)
+            return await by_snapshot(linstor_snapshot)
 
         cache.by_snapshot = counted  # type: ignore[method-assign]
         d.seen.clear()
