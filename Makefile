@@ -60,8 +60,9 @@ soak: venv
 BENCH_SIZES ?= 10000 100000
 BENCH_SECONDS ?= 2
 BENCH_ROUNDS ?= 3
+BENCH_RATIO_ROUNDS ?= 5
 bench: venv
-	$(BIN)/python -m tests.benchmarks.bench --sizes $(BENCH_SIZES) --seconds $(BENCH_SECONDS) --rounds $(BENCH_ROUNDS)
+	$(BIN)/python -m tests.benchmarks.bench --sizes $(BENCH_SIZES) --seconds $(BENCH_SECONDS) --rounds $(BENCH_ROUNDS) --ratio-rounds $(BENCH_RATIO_ROUNDS)
 
 ## Regenerate the committed OpenAPI document.
 openapi: venv

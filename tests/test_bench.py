@@ -15,7 +15,7 @@ from tests.support.deps import skip_or_fail
 def test_make_bench_runs_end_to_end_at_a_small_size() -> None:
     if shutil.which("wrk") is None:
         skip_or_fail("make bench needs wrk (.ci/run installs it: apt-get install wrk)")
-    args = ["--sizes", "1000", "--seconds", "1", "--rounds", "1"]
+    args = ["--sizes", "1000", "--seconds", "1", "--rounds", "1", "--ratio-rounds", "2"]
     done = subprocess.run(
         [sys.executable, "-m", "tests.benchmarks.bench", *args],
         capture_output=True,
