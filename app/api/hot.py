@@ -85,6 +85,9 @@ def _project(query: bytes) -> str | None:
     """The `project` of the query as FastAPI reads it, "default" without one; None for any other query."""
     if not query:
         return "default"
+    value = query[len(b"project=") :]
+    if query.startswith(b"project=") and not any(c in value for c in b"&%+"):
+        return value.decode("latin-1")  # nothing parse_qsl would split or unquote: its answer, ~1 µs sooner
     pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)  # as Starlette parses it
     if len(pairs) == 1 and pairs[0][0] == "project":
         return pairs[0][1]
