@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -357,3 +358,65 @@ def test_a_request_line_written_straight_takes_no_record_and_survives_a_broken_s
     monkeypatch.setattr(handler, "handleError", errors.append)
     info_fields(logger, "GET / 200", {"status": 200})
     assert [e.getMessage() for e in errors] == ["GET / 200"]
+
+
+class Flushes(io.StringIO):
+    """A stream that counts its flushes and what had been written at each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushed: list[str] = []
+
+    def flush(self) -> None:
+        self.flushed.append(self.getvalue())
+
+
+def test_lines_logged_in_one_turn_of_the_loop_are_flushed_once_after_it_in_order(
+    logging_restored: None,
+) -> None:
+    """app/logs.py LoopFlushHandler: inside a running loop the request lines and logging's own lines of one
+    turn are flushed together when the loop turns; a thread's line and a line outside a loop at once."""
+    configure(LogFormat.JSON, "info")
+    handler = logging.getLogger().handlers[0]
+    assert isinstance(handler, logging.StreamHandler)
+    stream = Flushes()
+    handler.setStream(stream)
+    stream.flushed.clear()  # setStream flushes the stream it replaces: this one is new
+    logger = logging.getLogger("linstor_names.test_flush")
+
+    def messages(text: str) -> list[str]:
+        return [json.loads(line)["message"] for line in text.splitlines()]
+
+    async def turns() -> None:
+        info_fields(logger, "one", {})
+        logger.warning("two")
+        info_fields(logger, "three", {})
+        assert stream.flushed == []  # written, not yet flushed
+        await asyncio.sleep(0)
+        assert [messages(text) for text in stream.flushed] == [["one", "two", "three"]]
+        await asyncio.to_thread(logger.warning, "from a thread")
+        assert messages(stream.flushed[-1])[-1] == "from a thread"
+
+    asyncio.run(turns())
+    logger.warning("no loop")
+    assert messages(stream.flushed[-1])[-1] == "no loop"
+
+
+def test_configured_lines_reach_the_stderr_descriptor_when_the_loop_turns(
+    logging_restored: None, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """configure() writes through a block-buffered duplicate of stderr's descriptor: a line logged in the
+    loop is one write(2) with the rest of its turn, not one at its newline as sys.stderr writes it."""
+    configure(LogFormat.JSON, "info")
+    logger = logging.getLogger("linstor_names.test_flush")
+    seen: list[str] = []
+
+    async def turn() -> None:
+        info_fields(logger, "in the loop", {})
+        seen.append(capfd.readouterr().err)
+        await asyncio.sleep(0)
+        seen.append(capfd.readouterr().err)
+
+    asyncio.run(turn())
+    assert seen[0] == ""
+    assert json.loads(seen[1])["message"] == "in the loop"
