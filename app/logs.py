@@ -153,42 +153,40 @@ def formatter(fmt: LogFormat) -> logging.Formatter:
 
 
 class LoopFlushHandler(logging.StreamHandler[TextIO]):
-    """A StreamHandler that flushes its stream once an event-loop iteration, not once a line.
+    """A StreamHandler whose request lines may wait for the event loop's next turn to be flushed.
 
-    Inside a running loop a flush is left to a callback the loop runs next, so the lines of everything the
-    loop ran meanwhile (under load, several requests' lines) reach the stream's file in one write(2), in
-    the order they were logged: every write and flush holds the handler's lock. Outside a running loop
-    (start-up, exit, worker threads) a flush is immediate. A crash loses at most the lines of the loop's
-    current iteration.
+    info_fields() asks for `flush_soon`: inside a running loop the flush is left to a callback the loop runs
+    at its next turn, so the request lines of that turn (under load, several requests') reach the stream's
+    file in one write(2). Every other line is flushed at once, as by any StreamHandler, and the request lines
+    waiting before it go with it: lines keep the order they were logged in (every write and flush holds the
+    handler's lock), and a line logged just before the process ends (uvicorn re-raises SIGTERM once it has
+    shut down: atexit never runs) is written. A crash loses at most one turn's request lines.
     """
 
     def __init__(self, stream: TextIO) -> None:
         super().__init__(stream)
         self._flush_on: asyncio.AbstractEventLoop | None = None  # the loop a flush is scheduled on
 
-    def flush(self) -> None:
-        """Flush at the loop's next turn when called inside a running loop, else now."""
+    def flush_soon(self) -> None:
+        """Flush at the running loop's next turn; at once outside a running loop (threads, start-up)."""
         try:
-            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            loop = asyncio.get_running_loop()
         except RuntimeError:
-            loop = None
+            self.flush()
+            return
         self.acquire()
         try:
-            if loop is not None and self._flush_on is loop:
-                return  # the loop flushes at its next turn already
-            if loop is not None and not loop.is_closed():
+            if self._flush_on is not loop:  # else the loop flushes at its next turn already
                 loop.call_soon(self._flush_now)
                 self._flush_on = loop
-                return
         finally:
             self.release()
-        super().flush()
 
     def _flush_now(self) -> None:
         self.acquire()
         try:
             self._flush_on = None
-            super().flush()
+            self.flush()
         finally:
             self.release()
 
@@ -215,7 +213,7 @@ def _log_stream() -> TextIO:
 
 
 # the handler configure() made, while it writes JSON: the request line may be written to it straight
-_json_handler: logging.StreamHandler[TextIO] | None = None
+_json_handler: LoopFlushHandler | None = None
 
 
 def info_fields(logger: logging.Logger, message: str, fields: dict[str, Any]) -> None:
@@ -233,7 +231,7 @@ def info_fields(logger: logging.Logger, message: str, fields: dict[str, Any]) ->
     handler.acquire()
     try:
         handler.stream.write(dumps(line) + handler.terminator)
-        handler.flush()  # as StreamHandler.emit; a LoopFlushHandler's flush waits for the loop's next turn
+        handler.flush_soon()
     except Exception:  # as StreamHandler.emit: reported by handleError, never raised into the request
         handler.handleError(FieldsRecord(logger.name, message, fields))
     finally:

@@ -371,11 +371,12 @@ class Flushes(io.StringIO):
         self.flushed.append(self.getvalue())
 
 
-def test_lines_logged_in_one_turn_of_the_loop_are_flushed_once_after_it_in_order(
+def test_request_lines_of_one_turn_of_the_loop_are_flushed_once_after_it_and_any_other_line_at_once(
     logging_restored: None,
 ) -> None:
-    """app/logs.py LoopFlushHandler: inside a running loop the request lines and logging's own lines of one
-    turn are flushed together when the loop turns; a thread's line and a line outside a loop at once."""
+    """app/logs.py LoopFlushHandler: inside a running loop the request lines (info_fields) of one turn are
+    flushed together when the loop turns; any other line at once, with the request lines before it, in
+    order; outside a loop (a thread, no loop) a request line at once too."""
     configure(LogFormat.JSON, "info")
     handler = logging.getLogger().handlers[0]
     assert isinstance(handler, logging.StreamHandler)
@@ -389,24 +390,28 @@ def test_lines_logged_in_one_turn_of_the_loop_are_flushed_once_after_it_in_order
 
     async def turns() -> None:
         info_fields(logger, "one", {})
-        logger.warning("two")
-        info_fields(logger, "three", {})
+        info_fields(logger, "two", {})
         assert stream.flushed == []  # written, not yet flushed
         await asyncio.sleep(0)
-        assert [messages(text) for text in stream.flushed] == [["one", "two", "three"]]
-        await asyncio.to_thread(logger.warning, "from a thread")
-        assert messages(stream.flushed[-1])[-1] == "from a thread"
+        assert [messages(text) for text in stream.flushed] == [["one", "two"]]
+        info_fields(logger, "three", {})
+        logger.warning("four")  # through logging: flushed at once, "three" with it
+        assert messages(stream.flushed[-1]) == ["one", "two", "three", "four"]
+        flushes = len(stream.flushed)
+        await asyncio.to_thread(info_fields, logger, "from a thread", {})
+        assert messages(stream.flushed[flushes])[-1] == "from a thread"
 
     asyncio.run(turns())
-    logger.warning("no loop")
+    info_fields(logger, "no loop", {})
     assert messages(stream.flushed[-1])[-1] == "no loop"
 
 
-def test_configured_lines_reach_the_stderr_descriptor_when_the_loop_turns(
+def test_configured_lines_reach_the_stderr_descriptor_a_request_line_when_the_loop_turns(
     logging_restored: None, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    """configure() writes through a block-buffered duplicate of stderr's descriptor: a line logged in the
-    loop is one write(2) with the rest of its turn, not one at its newline as sys.stderr writes it."""
+    """configure() writes through a layer of its own over stderr's buffer (sys.stderr writes at each
+    newline): a request line logged in the loop is one write(2) with the rest of its turn; a line of any
+    other kind, uvicorn's last ones at shutdown among them, is written at once."""
     configure(LogFormat.JSON, "info")
     logger = logging.getLogger("linstor_names.test_flush")
     seen: list[str] = []
@@ -416,7 +421,10 @@ def test_configured_lines_reach_the_stderr_descriptor_when_the_loop_turns(
         seen.append(capfd.readouterr().err)
         await asyncio.sleep(0)
         seen.append(capfd.readouterr().err)
+        logger.info("shutting down")
+        seen.append(capfd.readouterr().err)
 
     asyncio.run(turn())
     assert seen[0] == ""
     assert json.loads(seen[1])["message"] == "in the loop"
+    assert json.loads(seen[2])["message"] == "shutting down"
