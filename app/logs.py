@@ -183,12 +183,8 @@ class LoopFlushHandler(logging.StreamHandler[TextIO]):
             self.release()
 
     def _flush_now(self) -> None:
-        self.acquire()
-        try:
-            self._flush_on = None
-            self.flush()
-        finally:
-            self.release()
+        self._flush_on = None  # only the loop's own thread schedules: flush_soon runs there
+        self.flush()
 
 
 class _SharedStderr(io.TextIOWrapper):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -17,7 +18,7 @@ from app.claims import Claims
 from app.errors import Conflict, InvalidInput, NotFound
 from app.identity import Pool, VolumeKey, VolumeRecord, VolumeType
 from app.linstor import LinstorClient, LinstorNotFound
-from app.linstor.models import ResourceGroup
+from app.linstor.models import ResourceGroup, Snapshot
 from app.locks import KeyedLocks
 from app.markers import OWN_NAME, PENDING
 from app.naming import LINSTOR_NAME_RE, random_linstor_name, validate_project
@@ -72,12 +73,15 @@ class VolumeService:
     # ---- lookups ---------------------------------------------------------------------------------------
 
     @translates_linstor_errors("look up volume")
-    async def get(self, key: VolumeKey, *, confirm: bool = True) -> tuple[VolumeRecord, CacheInfo]:
+    async def get(
+        self, key: VolumeKey, *, confirm: bool = True, ahead: Callable[[str], object] | None = None
+    ) -> tuple[VolumeRecord, CacheInfo]:
         """The one resource definition holding `key`: 404 when none, 409 ambiguous_volume when several.
 
         Changes need `confirm` (the default): a trusted cache entry is checked against LINSTOR first.
+        `ahead`: Resolver.find's.
         """
-        records, info = await self.resolver.find(key, confirm=confirm)
+        records, info = await self.resolver.find(key, confirm=confirm, ahead=ahead)
         return self.only(key, records), info
 
     def only(self, key: VolumeKey, records: list[VolumeRecord]) -> VolumeRecord:
@@ -266,27 +270,28 @@ class VolumeService:
         """Delete the volume's LINSTOR snapshots (LINSTOR refuses otherwise), then its resource definition."""
         async with self.locks.hold(key):
             # the RD the cache knows is listed for snapshots while the scan confirms it: one round trip
-            hint = await self.resolver.cached_rd_name(key)
-            listing = asyncio.ensure_future(self.client.list_snapshots(hint)) if hint else None
+            ahead: dict[str, asyncio.Future[list[Snapshot]]] = {}
+
+            def list_ahead(rd: str) -> None:
+                ahead[rd] = asyncio.ensure_future(self.client.list_snapshots(rd))
+
             try:
-                record, _ = await self.get(key)
+                record, _ = await self.get(key, ahead=list_ahead)
             except BaseException:
-                _discard(listing)
+                _discard(*ahead.values())
                 raise
-            if listing is not None and record.rd_name == hint:
-                snaps = await listing
-            else:  # no cache, or LINSTOR holds the identity in another RD than the cache said
-                _discard(listing)
-                snaps = await self.client.list_snapshots(record.rd_name)
+            listing = ahead.pop(record.rd_name, None)  # used only for the RD the scan confirmed
+            _discard(*ahead.values())
+            snaps = await listing if listing is not None else await self.client.list_snapshots(record.rd_name)
             for snap in snaps:
                 await self.client.delete_snapshot(record.rd_name, snap.name)
             await self.client.delete_resource_definition(record.rd_name)
             await self.resolver.forget(record.rd_name)
 
 
-def _discard(task: asyncio.Future[Any] | None) -> None:
-    """A read sent ahead that is not wanted: cancelled if still out, its outcome never raised or logged."""
-    if task is not None:
+def _discard(*tasks: asyncio.Future[Any]) -> None:
+    """Reads sent ahead that are not wanted: cancelled if still out, their outcome never raised or logged."""
+    for task in tasks:
         task.cancel()
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
