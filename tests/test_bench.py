@@ -43,3 +43,20 @@ def test_make_bench_runs_end_to_end_at_a_small_size() -> None:
     for figure in bench_sync.SYNC_FIGURES:
         assert f"{figure}, 1,000 volumes" in measurements
     assert "non-2xx" not in done.stdout  # every lookup of the sample answered 200
+
+
+def test_bench_split_runs_end_to_end_at_a_small_size() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.benchmarks.bench_split", "--cycles", "3", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {line.split(" | ")[0].removeprefix("| ") for line in done.stdout.splitlines()}
+    assert set(OPERATIONS) <= rows
+    assert {"http.client", "aiohttp", "LinstorClient"} <= rows
+    # each create makes its LINSTOR calls: the probes saw them (a probe that never fired would print 0)
+    create = next(line for line in done.stdout.splitlines() if line.startswith("| create |"))
+    assert create.split(" | ")[2] != "0", create

@@ -21,6 +21,7 @@ from app.transcripts.format import Exchange, iter_exchanges, read_transcript
 from app.transcripts.recorder import Recorder, Upstream
 from tests.conftest import Emulator
 from tests.linstor.tls import OPENSSL, Pki, make_pki, serve_https
+from tests.support.asgi import http_scope
 from tests.support.deps import skip_or_fail
 from tests.support.server import free_port, serve
 
@@ -170,19 +171,7 @@ async def call_raw(
         seen.append(request)
         return httpx.Response(200)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": "/v1/nodes",
-        "raw_path": b"/v1/nodes",
-        "query_string": b"",
-        "headers": headers,
-        "server": ("127.0.0.1", 3371),
-        "client": ("127.0.0.1", 50000),
-    }
+    scope = http_scope(method, "/v1/nodes", headers, port=3371)
     sent: list[Message] = []
 
     async def receive() -> Message:
