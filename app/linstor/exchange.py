@@ -5,8 +5,9 @@ decoding. Below it an exchange only carries bytes, gives up on an attempt after 
 (TimeoutError or an httpx.TimeoutException), and raises the httpx exception of a failure, which the session
 maps: ConnectError or ConnectTimeout when the request cannot have reached the controller (safe to
 fail over), PoolTimeout when no connection came free in time, any other TransportError once it may have.
-Two implement it: aio.py's on aiohttp (production: no httpx object per call), and HttpxExchange for an
-httpx transport injected by tests (ASGITransport to an in-process emulator, MockTransport, respx).
+Two implement it: h1.py's on asyncio and httptools (production: no httpx object per call), and
+HttpxExchange for an httpx transport injected by tests (ASGITransport to an in-process emulator,
+MockTransport, respx).
 """
 
 from __future__ import annotations

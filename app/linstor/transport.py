@@ -1,6 +1,6 @@
 """The session under the LINSTOR client: failover, retries, deadlines, error mapping and decoding, above an
-exchange that only carries bytes (exchange.py: aiohttp's pool in production, an injected httpx transport in
-tests). Every call takes the same path, whichever exchange carries it.
+exchange that only carries bytes (exchange.py: h1.py's connections in production, an injected httpx
+transport in tests). Every call takes the same path, whichever exchange carries it.
 
 Calls fail over to the next controller on connection errors (the request never reached a controller, so
 this is safe for every method, as golinstor does), and retry with backoff on operational errors for
@@ -31,7 +31,6 @@ import httpx
 import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from app.linstor.aio import AiohttpExchange
 from app.linstor.config import ConnectionConfig
 from app.linstor.errors import (
     LinstorAccessDenied,
@@ -44,6 +43,7 @@ from app.linstor.errors import (
     error_for,
 )
 from app.linstor.exchange import AttemptTimeout, Exchange, HttpxExchange
+from app.linstor.h1 import H1Exchange
 from app.linstor.models import ApiCallRc
 
 log = logging.getLogger(__name__)
@@ -213,8 +213,9 @@ class LinstorSession:
         self._exchange: Exchange
         if transport is None:
             # httpx's own pool collapses under concurrency (encode/httpx#3215), and its Request, URL and
-            # Response objects cost more CPU than the rest of a call: aiohttp's pool carries the bytes
-            self._exchange = AiohttpExchange(ssl_context=config.ssl_context, max_connections=max_connections)
+            # Response objects cost more CPU than the rest of a call; aiohttp's client cost more than the
+            # rest of a mutation (h1.py): prebuilt bytes on asyncio's connections, parsed by httptools
+            self._exchange = H1Exchange(ssl_context=config.ssl_context, max_connections=max_connections)
         else:
             self._exchange = HttpxExchange(transport)
 

@@ -5,8 +5,10 @@ CPU; this says which part of that CPU is whose. The app runs in this process (ca
 JSON log lines to /dev/null) against the emulator in another, on the cycle `make bench` times: create,
 rename, snapshot and delete of a volume, one after another. For each operation it gives the CPU this process
 spent, and how much of it went while a LINSTOR call was in flight (the whole client: the session's
-deadline, encoding, decoding and metrics, and aiohttp under it), while aiohttp alone was, and on cache
-writes; the rest is the framework, the middleware and the domain. Calls sent together count once.
+deadline, encoding, decoding and metrics, and the exchange under it), while the exchange alone was
+(app/linstor/h1.py: the bytes on the wire and the parsing of the answer), on cache writes, on the route's
+other work (the domain) and on the log lines; the rest is the framework and the middleware. Calls sent
+together count once.
 
 Then one scan (a props-filtered GET /v1/resource-definitions, as each operation sends) repeated alone, one
 call at a time, by three clients in this process: the standard library's http.client (the one `make bench`
@@ -45,8 +47,8 @@ from app.cache.store import CacheStore
 from app.emulator import EmulatorState
 from app.emulator.rg_ops import create_rg
 from app.linstor import LinstorClient
-from app.linstor.aio import AiohttpExchange
 from app.linstor.config import ConnectionConfig
+from app.linstor.h1 import H1Exchange
 from app.linstor.transport import LinstorSession
 from app.logs import LogFormat, configure
 from app.main import create_app
@@ -56,7 +58,7 @@ from tests.benchmarks.bench import OPERATIONS, VOLUMES
 from tests.benchmarks.harness import POOL, emulator
 from tests.support.asgi import http_scope
 
-LAYERS = ("endpoint", "linstor", "aiohttp", "cache", "logs")
+LAYERS = ("endpoint", "linstor", "exchange", "cache", "logs")
 # the scan of the reference cells: the props filter a lookup of volume `v` sends
 SCAN = "/v1/resource-definitions?" + urlencode(
     [("props", "Aux/Incus/name=custom_v"), ("props", "Aux/Incus/type=custom")]
@@ -99,7 +101,7 @@ def probed(probes: dict[str, Probe]) -> Iterator[None]:
     targets: list[tuple[Any, str, Probe]] = [
         (fastapi.routing, "run_endpoint_function", probes["endpoint"]),  # looked up at each call
         (LinstorSession, "_request", probes["linstor"]),
-        (AiohttpExchange, "send", probes["aiohttp"]),
+        (H1Exchange, "send", probes["exchange"]),
         (CacheStore, "_write_through", probes["cache"]),
         (observe, "info_fields", probes["logs"]),
         (observe, "_audit", probes["logs"]),
@@ -239,7 +241,7 @@ def _table(rows: dict[str, list[Split]], reference: dict[str, list[float]], cycl
         return f"{statistics.median(values) / cycles * 1000:.3f} ms"
 
     lines = [
-        "| operation | CPU | LINSTOR calls | in LINSTOR calls | of which aiohttp | cache writes | "
+        "| operation | CPU | LINSTOR calls | in LINSTOR calls | of which the exchange | cache writes | "
         "the route's other work | log lines | framework and middleware |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -248,7 +250,7 @@ def _table(rows: dict[str, list[Split]], reference: dict[str, list[float]], cycl
         rest = [s.cpu - s.layers["endpoint"] - s.layers["logs"] for s in splits]
         lines.append(
             f"| {op} | {ms([s.cpu for s in splits])} | {splits[0].calls['linstor'] / cycles:.0f} | "
-            f"{ms([s.layers['linstor'] for s in splits])} | {ms([s.layers['aiohttp'] for s in splits])} | "
+            f"{ms([s.layers['linstor'] for s in splits])} | {ms([s.layers['exchange'] for s in splits])} | "
             f"{ms([s.layers['cache'] for s in splits])} | {ms(route)} | "
             f"{ms([s.layers['logs'] for s in splits])} | {ms(rest)} |"
         )

@@ -1,4 +1,4 @@
-"""The connection slots of the aiohttp exchange: first come first served, a timed-out or cancelled waiter
+"""The connection slots of the LINSTOR exchange: first come first served, a timed-out or cancelled waiter
 takes none, and no slot is lost to a cancellation."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ import asyncio
 import httpx
 import pytest
 
-from app.linstor.aio import _Slots
+from app.linstor.slots import Slots
 
 
 async def test_a_freed_slot_goes_to_the_longest_waiter() -> None:
-    slots = _Slots(1)
+    slots = Slots(1)
     assert slots.acquire_now()
     assert not slots.acquire_now()
     order: list[str] = []
@@ -33,7 +33,7 @@ async def test_a_freed_slot_goes_to_the_longest_waiter() -> None:
 
 
 async def test_a_waiter_gives_up_after_its_timeout_and_takes_no_slot() -> None:
-    slots = _Slots(1)
+    slots = Slots(1)
     assert slots.acquire_now()
     with pytest.raises(httpx.PoolTimeout):
         await slots.acquire(0.05)
@@ -42,7 +42,7 @@ async def test_a_waiter_gives_up_after_its_timeout_and_takes_no_slot() -> None:
 
 
 async def test_a_cancelled_waiter_takes_no_slot() -> None:
-    slots = _Slots(1)
+    slots = Slots(1)
     assert slots.acquire_now()
     waiter = asyncio.create_task(slots.acquire(5.0))
     await asyncio.sleep(0)
@@ -55,7 +55,7 @@ async def test_a_cancelled_waiter_takes_no_slot() -> None:
 async def test_a_slot_handed_to_a_waiter_cancelled_before_it_ran_is_passed_on() -> None:
     """release() hands the slot over, then the waiter is cancelled before it resumes: the slot must not be
     lost with it, or the pool shrinks by one at every such cancellation."""
-    slots = _Slots(1)
+    slots = Slots(1)
     assert slots.acquire_now()
     cancelled = asyncio.create_task(slots.acquire(5.0))
     await asyncio.sleep(0)

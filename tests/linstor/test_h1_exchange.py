@@ -1,4 +1,4 @@
-"""The default exchange (app/linstor/aio.py) against real sockets on 127.0.0.1: timeouts, refusals, drops,
+"""The default exchange (app/linstor/h1.py) against real sockets on 127.0.0.1: timeouts, refusals, drops,
 and the bytes it puts on the wire.
 
 The session's failure tests (test_client_failures.py) inject httpx exceptions through a MockTransport; these
@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import gzip
 import socket
+import struct
 import time
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
@@ -19,6 +21,8 @@ import pytest
 
 from app.linstor import LinstorClient, LinstorTimeout, LinstorUnavailable
 from app.linstor.config import ConnectionConfig
+from app.linstor.exchange import AttemptTimeout
+from app.linstor.h1 import H1Exchange
 from app.linstor.transport import Deadlines, Timeouts
 from tests.support.server import free_port
 
@@ -38,9 +42,12 @@ def ok(body: bytes = VERSION) -> bytes:
 
 
 @asynccontextmanager
-async def controller(reply: Reply, heads: list[bytes] | None = None) -> AsyncIterator[tuple[str, list[str]]]:
+async def controller(
+    reply: Reply, heads: list[bytes] | None = None, opened: list[int] | None = None
+) -> AsyncIterator[tuple[str, list[str]]]:
     """A fake controller on 127.0.0.1: `reply(n, ...)` answers its n-th request (from 1) and says whether to
-    keep the connection; yields its URL and the request lines it read (whole heads into `heads`)."""
+    keep the connection; yields its URL and the request lines it read (whole heads into `heads`, and the
+    number of requests read before each connection was opened into `opened`)."""
     seen: list[str] = []
     handlers: set[asyncio.Task[None]] = set()
 
@@ -48,6 +55,8 @@ async def controller(reply: Reply, heads: list[bytes] | None = None) -> AsyncIte
         task = asyncio.current_task()
         assert task is not None
         handlers.add(task)
+        if opened is not None:
+            opened.append(len(seen))
         try:
             while head := await reader.readuntil(b"\r\n\r\n"):
                 seen.append(head.split(b"\r\n", 1)[0].decode())
@@ -246,7 +255,8 @@ async def drop_the_second(n: int, reader: asyncio.StreamReader, writer: asyncio.
 
 
 async def test_a_dropped_request_is_not_sent_again_behind_the_session() -> None:
-    """aiohttp resends a GET dropped on a kept-alive connection; retries are the session's (none here)."""
+    """A GET dropped on a kept-alive connection is not sent again by the exchange (aiohttp did so, silently);
+    retries are the session's (none here)."""
     async with controller(drop_the_second) as (url, seen), client(url) as c:
         await c.controller_version()
         error, _ = await timed(c.controller_version())
@@ -322,3 +332,143 @@ async def test_a_gzip_answer_is_decoded() -> None:
 
     async with controller(gzipped) as (url, _), client(url) as c:
         assert (await c.controller_version()).version == "1.34.0"
+
+
+@pytest.mark.parametrize("wbits", [zlib.MAX_WBITS, -zlib.MAX_WBITS], ids=["zlib", "raw"])
+async def test_a_deflate_answer_is_decoded(wbits: int) -> None:
+    packer = zlib.compressobj(wbits=wbits)
+    body = packer.compress(VERSION) + packer.flush()
+
+    async def deflated(n: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-encoding: deflate\r\ncontent-length: %d\r\n\r\n%s"
+            % (len(body), body)
+        )
+        await writer.drain()
+        return True
+
+    async with controller(deflated) as (url, _), client(url) as c:
+        assert (await c.controller_version()).version == "1.34.0"
+
+
+async def test_chunked_answers_and_one_that_ends_with_the_connection_are_read_whole() -> None:
+    halves = VERSION[:20], VERSION[20:]
+
+    async def framed(n: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        if n == 1:  # chunked, with a 1xx answer before it, which is not the answer
+            writer.write(
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+            )
+            writer.write(b"".join(b"%x\r\n%s\r\n" % (len(half), half) for half in halves) + b"0\r\n\r\n")
+        else:  # no length: the body ends where the connection does
+            writer.write(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n" + VERSION)
+        await writer.drain()
+        return n == 1
+
+    async with controller(framed) as (url, seen), client(url) as c:
+        assert (await c.controller_version()).version == "1.34.0"
+        assert (await c.controller_version()).version == "1.34.0"
+    assert len(seen) == 2
+
+
+async def test_a_kept_alive_connection_carries_the_next_calls() -> None:
+    opened: list[int] = []
+    async with controller(answer, opened=opened) as (url, seen), client(url) as c:
+        for _ in range(3):
+            await c.controller_version()
+    assert (len(seen), opened) == (3, [0])
+
+
+async def test_a_connection_the_answer_closes_is_not_used_again() -> None:
+    """`Connection: close`, and the controller keeps the socket open but reads no more from it: a next call
+    sent on it would hang until its read timeout; it goes on a new connection."""
+
+    async def close_first(n: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        if n == 1:
+            writer.write(ok().replace(b"\r\n\r\n", b"\r\nconnection: close\r\n\r\n", 1))
+            await writer.drain()
+            await asyncio.sleep(3600)
+        return await answer(n, reader, writer)
+
+    opened: list[int] = []
+    async with controller(close_first, opened=opened) as (url, _), client(url, read=1.0) as c:
+        await c.controller_version()
+        error, _ = await timed(c.controller_version())
+    assert error is None, repr(error)
+    assert opened == [0, 1]
+
+
+async def test_a_connection_idle_past_keepalive_is_not_used_again() -> None:
+    opened: list[int] = []
+    exchange = H1Exchange(keepalive=0.2)
+    limits = AttemptTimeout(connect=1.0, read=1.0, pool=1.0, total=2.0)
+    async with controller(answer, opened=opened) as (url, _):
+        path = f"{url}/v1/controller/version"
+        assert (await exchange.send("GET", path, None, {}, limits))[0] == 200
+        assert (await exchange.send("GET", path, None, {}, limits))[0] == 200  # at once: the same connection
+        await asyncio.sleep(0.3)
+        assert (await exchange.send("GET", path, None, {}, limits))[0] == 200
+        await exchange.aclose()
+    assert opened == [0, 2]
+
+
+async def test_an_answer_that_is_not_http_is_a_protocol_error() -> None:
+    async def garbage(n: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+        await writer.drain()
+        return True
+
+    async with controller(garbage) as (url, _), client(url) as c:
+        error, seconds = await timed(c.controller_version())
+    assert isinstance(error, LinstorUnavailable), error
+    assert isinstance(error.__cause__, httpx.RemoteProtocolError)
+    assert seconds < 1.0, seconds
+
+
+async def test_a_reset_in_the_middle_of_an_answer_is_a_read_error() -> None:
+    async def reset(n: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n[")
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close sends RST
+        return False
+
+    async with controller(reset) as (url, _), client(url) as c:
+        error, _ = await timed(c.controller_version())
+    assert isinstance(error, LinstorUnavailable), error
+    assert isinstance(error.__cause__, httpx.ReadError)
+
+
+async def test_a_cancelled_call_frees_its_connection_slot() -> None:
+    """The only connection allowed is hung when its call is cancelled: the next call gets the slot, on a new
+    connection (the hung one's state is unknown), and its answer."""
+
+    async def hang_first(n: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        if n == 1:
+            await asyncio.sleep(3600)
+        return await answer(n, reader, writer)
+
+    opened: list[int] = []
+    async with (
+        controller(hang_first, opened=opened) as (url, seen),
+        client(url, connect=0.5, max_connections=1) as c,
+    ):
+        hung = asyncio.create_task(c.controller_version())
+        while not seen:
+            await asyncio.sleep(0.01)
+        hung.cancel()
+        error, _ = await timed(c.controller_version())
+    assert error is None, repr(error)
+    assert opened == [0, 1]
+
+
+async def test_a_header_that_would_split_the_request_is_never_sent() -> None:
+    async with (
+        controller(answer) as (url, seen),
+        LinstorClient(ConnectionConfig(urls=(url,), bearer_token="tok\r\nX-Injected: 1"), retries=0) as c,
+    ):
+        error, _ = await timed(c.controller_version())
+    assert isinstance(error, LinstorUnavailable), error
+    assert isinstance(error.__cause__, httpx.LocalProtocolError)
+    assert seen == []
