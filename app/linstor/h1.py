@@ -99,6 +99,11 @@ class _Connection(asyncio.Protocol):
 
     # ---- httptools' callbacks --------------------------------------------------------------------------
 
+    def on_message_begin(self) -> None:
+        """An answer starts: one that nobody asked for puts the connection out of step for good."""
+        if self._answer is None or self._answer.done():
+            self.keep = False
+
     def on_header(self, name: bytes, value: bytes) -> None:
         """A header field of the answer: only its framing and its encoding matter here."""
         name = name.lower()

@@ -398,6 +398,25 @@ async def test_a_connection_the_answer_closes_is_not_used_again() -> None:
     assert opened == [0, 1]
 
 
+async def test_a_connection_with_more_than_the_answer_on_it_is_not_used_again() -> None:
+    """The answer, then the start of another nobody asked for, in one write: the connection is out of step
+    (the next answer would be read as that one's body); the next call goes on a new connection."""
+
+    async def too_much(n: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        if n == 1:
+            writer.write(ok() + b"HTTP/1.1 200 OK\r\ncontent-length: 500\r\n\r\n[")
+            await writer.drain()
+            return True
+        return await answer(n, reader, writer)
+
+    opened: list[int] = []
+    async with controller(too_much, opened=opened) as (url, _), client(url, read=1.0) as c:
+        await c.controller_version()
+        error, _ = await timed(c.controller_version())
+    assert error is None, repr(error)
+    assert opened == [0, 1]
+
+
 async def test_a_connection_idle_past_keepalive_is_not_used_again() -> None:
     opened: list[int] = []
     exchange = H1Exchange(keepalive=0.2)
