@@ -16,7 +16,9 @@ with) reads the answer. The contracts the session relies on (exchange.py) hold:
   ReadError (a reset) or RemoteProtocolError (a hang-up before the whole answer, an answer that is not HTTP).
 * A gzip or deflate answer (the session asks for them) comes back decoded.
 * A connection is reused only while the controller keeps it open, the last answer allowed it, and it has
-  been idle less than `keepalive` seconds; a timed-out, cancelled or broken one is dropped at once.
+  been idle less than `keepalive` seconds: 3, under the 5 s after which uvicorn (the emulator) closes an
+  idle connection, so that a request is not sent on one the server is closing (a POST lost that way is
+  not sent again). A timed-out, cancelled or broken connection is dropped at once.
 """
 
 from __future__ import annotations
@@ -208,7 +210,7 @@ class H1Exchange:
     """Sends the session's requests over kept-alive HTTP/1.1 connections, `max_connections` at most."""
 
     def __init__(
-        self, *, ssl_context: ssl.SSLContext | None = None, max_connections: int = 32, keepalive: float = 5.0
+        self, *, ssl_context: ssl.SSLContext | None = None, max_connections: int = 32, keepalive: float = 3.0
     ) -> None:
         # None: a context that verifies with the system CAs, made at the first https request
         self._ssl_context = ssl_context

@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager, contextmanager
 
 import httpx
 import pytest
+import uvicorn
 
 from app.linstor import LinstorClient, LinstorTimeout, LinstorUnavailable
 from app.linstor.config import ConnectionConfig
@@ -491,3 +492,10 @@ async def test_a_header_that_would_split_the_request_is_never_sent() -> None:
     assert isinstance(error, LinstorUnavailable), error
     assert isinstance(error.__cause__, httpx.LocalProtocolError)
     assert seen == []
+
+
+def test_an_idle_connection_is_dropped_before_the_emulator_would_close_it() -> None:
+    """uvicorn (the emulator's server) closes a connection idle for timeout_keep_alive: a request sent on it
+    just then is lost, and a POST is not sent again. The exchange stops reusing one well before."""
+    server_closes_after = uvicorn.Config("app.main:create_app").timeout_keep_alive
+    assert H1Exchange()._keepalive <= server_closes_after - 1
