@@ -14,7 +14,7 @@ with) reads the answer. The contracts the session relies on (exchange.py) hold:
 * Failures are the httpx exceptions that httpx's own transport raises for them: ConnectError or
   ConnectTimeout only when nothing was sent (refused, DNS, TLS handshake or certificate), then ReadTimeout,
   ReadError (a reset) or RemoteProtocolError (a hang-up before the whole answer, an answer that is not HTTP).
-* A gzip or deflate answer (the session asks for them) comes back decoded.
+* A gzip or deflate answer (the session asks for them) comes back decoded, in a thread when it is large.
 * A connection is reused only while the controller keeps it open, the last answer allowed it, and it has
   been idle less than `keepalive` seconds: 3, under the 5 s after which uvicorn (the emulator) closes an
   idle connection, so that a request is not sent on one the server is closing (a POST lost that way is
@@ -38,6 +38,16 @@ from app.linstor.slots import Slots
 
 # a header value with a line break would end the head early: refused when the session's headers are first seen
 _FORBIDDEN = frozenset("\r\n\0")
+# a compressed body larger than this is decompressed in a thread (10-20x larger once decompressed)
+INLINE_DECODE_BYTES = 64 * 1024
+
+
+class _Answer(NamedTuple):
+    """An answer as it came: its status, its body and the body's Content-Encoding."""
+
+    status: int
+    body: bytes
+    encoding: bytes
 
 
 class _Origin(NamedTuple):
@@ -56,7 +66,7 @@ class _Connection(asyncio.Protocol):
         self._loop = loop
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
-        self._answer: asyncio.Future[tuple[int, bytes]] | None = None
+        self._answer: asyncio.Future[_Answer] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._chunks: list[bytes] = []
         self._encoding = b""
@@ -131,20 +141,15 @@ class _Connection(asyncio.Protocol):
             self._chunks, self._encoding, self._framed, self._head_read = [], b"", False, False
             return
         self.keep = self.keep and self._parser.should_keep_alive()
-        try:
-            body = _decoded(self._encoding, b"".join(self._chunks))
-        except (zlib.error, ValueError) as exc:
-            self._fail(httpx.RemoteProtocolError(f"the answer's body cannot be decoded: {exc}"))
-            return
-        self._answer.set_result((status, body))
+        self._answer.set_result(_Answer(status, b"".join(self._chunks), self._encoding))
 
     # ---- the exchange's side ---------------------------------------------------------------------------
 
-    async def request(self, data: bytes, read: float, ends: float) -> tuple[int, bytes]:
-        """Send one request; its status and body, each wait for data within `read` seconds, all of it by
-        loop time `ends`."""
+    async def request(self, data: bytes, read: float, ends: float) -> _Answer:
+        """Send one request; its answer, each wait for data within `read` seconds, all of it by loop time
+        `ends`."""
         assert self._transport is not None
-        answer: asyncio.Future[tuple[int, bytes]] = self._loop.create_future()
+        answer: asyncio.Future[_Answer] = self._loop.create_future()
         self._answer = answer
         self._chunks, self._encoding, self._framed, self._head_read = [], b"", False, False
         self._received = False
@@ -192,10 +197,20 @@ class _Connection(asyncio.Protocol):
             self._transport.abort()
 
 
-def _decoded(encoding: bytes, body: bytes) -> bytes:
-    """`body` undone of its Content-Encoding."""
-    if not encoding or encoding == b"identity":
-        return body
+async def _decoded(answer: _Answer) -> bytes:
+    """The answer's body undone of its Content-Encoding: in a thread when it is large, as the session
+    decodes a large JSON body, so that the loop keeps serving."""
+    if not answer.encoding or answer.encoding == b"identity":
+        return answer.body
+    try:
+        if len(answer.body) > INLINE_DECODE_BYTES:
+            return await asyncio.to_thread(_decompress, answer.encoding, answer.body)
+        return _decompress(answer.encoding, answer.body)
+    except (zlib.error, ValueError) as exc:
+        raise httpx.RemoteProtocolError(f"the answer's body cannot be decoded: {exc}") from exc
+
+
+def _decompress(encoding: bytes, body: bytes) -> bytes:
     if encoding in (b"gzip", b"x-gzip"):
         return zlib.decompress(body, wbits=zlib.MAX_WBITS | 16)
     if encoding == b"deflate":  # zlib-wrapped, as RFC 9110 says; some servers send it raw
@@ -253,9 +268,9 @@ class H1Exchange:
                 self._idle.setdefault(origin, []).append(connection)
             else:
                 connection.close()
-            return answer
         finally:
             self._slots.release()
+        return answer.status, await _decoded(answer)
 
     def _origin(self, base: str) -> _Origin:
         origin = self._origins.get(base)

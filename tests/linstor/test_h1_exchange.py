@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import os
 import socket
 import struct
 import time
@@ -23,7 +24,7 @@ import uvicorn
 from app.linstor import LinstorClient, LinstorTimeout, LinstorUnavailable
 from app.linstor.config import ConnectionConfig
 from app.linstor.exchange import AttemptTimeout
-from app.linstor.h1 import H1Exchange
+from app.linstor.h1 import INLINE_DECODE_BYTES, H1Exchange
 from app.linstor.transport import Deadlines, Timeouts
 from tests.support.server import free_port
 
@@ -350,6 +351,29 @@ async def test_a_deflate_answer_is_decoded(wbits: int) -> None:
 
     async with controller(deflated) as (url, _), client(url) as c:
         assert (await c.controller_version()).version == "1.34.0"
+
+
+async def test_a_large_gzip_answer_is_decoded_and_a_broken_one_is_a_protocol_error() -> None:
+    """A large one is decompressed in a thread (INLINE_DECODE_BYTES); either way the session reads JSON, and
+    a body that is not what its encoding says is refused."""
+    noise = os.urandom(INLINE_DECODE_BYTES).hex().encode()  # hex digits: about half compresses away
+    large = gzip.compress(VERSION[:-1] + b',"padding":"' + noise + b'"}')
+    assert len(large) > INLINE_DECODE_BYTES
+    bodies = [large, b"not gzip at all"]
+
+    async def gzipped(n: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        body = bodies[n - 1]
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        await writer.drain()
+        return True
+
+    async with controller(gzipped) as (url, _), client(url) as c:
+        assert (await c.controller_version()).version == "1.34.0"
+        error, _ = await timed(c.controller_version())
+    assert isinstance(error, LinstorUnavailable), error
+    assert isinstance(error.__cause__, httpx.RemoteProtocolError)
 
 
 async def test_chunked_answers_and_one_that_ends_with_the_connection_are_read_whole() -> None:
