@@ -138,7 +138,7 @@ class _Connection(asyncio.Protocol):
             return
         status = self._parser.get_status_code()
         if status < 200:
-            self._chunks, self._encoding, self._framed, self._head_read = [], b"", False, False
+            self._new_answer()
             return
         self.keep = self.keep and self._parser.should_keep_alive()
         self._answer.set_result(_Answer(status, b"".join(self._chunks), self._encoding))
@@ -151,19 +151,23 @@ class _Connection(asyncio.Protocol):
         assert self._transport is not None
         answer: asyncio.Future[_Answer] = self._loop.create_future()
         self._answer = answer
-        self._chunks, self._encoding, self._framed, self._head_read = [], b"", False, False
+        self._new_answer()
         self._received = False
         self._transport.write(data)
         self._last_data = now = self._loop.time()
-        timer = self._timer = self._loop.call_at(min(now + read, ends), self._check, read, ends)
+        self._timer = self._loop.call_at(min(now + read, ends), self._check, read, ends)
         try:
             return await answer
         except BaseException:
             self.close()  # timed out, cancelled or broken: the connection's state is unknown
             raise
         finally:
-            (self._timer or timer).cancel()
+            self._timer.cancel()  # the latest: _check re-arms it
             self._answer = None
+
+    def _new_answer(self) -> None:
+        """Forget what was read of an answer: a request's starts afresh, and so does one after a 1xx."""
+        self._chunks, self._encoding, self._framed, self._head_read = [], b"", False, False
 
     def _check(self, read: float, ends: float) -> None:
         """The request's timer: time out, or wait on while data keeps coming within `read` seconds."""

@@ -125,15 +125,21 @@ async def timed(call: Awaitable[object]) -> tuple[BaseException | None, float]:
     return None, time.monotonic() - started
 
 
+async def fails(call: Awaitable[object], kind: type[Exception], cause: type[BaseException]) -> float:
+    """The seconds `call` took to fail with `kind`, caused by `cause` (both asserted)."""
+    error, seconds = await timed(call)
+    assert isinstance(error, kind), error
+    assert isinstance(error.__cause__, cause)
+    return seconds
+
+
 # ---- timeouts ----------------------------------------------------------------------------------------
 
 
 async def test_read_timeout_against_a_hung_controller() -> None:
     """httpx's read timeout, not the (much longer) deadline, ends a wait for an answer that never comes."""
     async with controller(hang) as (url, seen), client(url, read=0.3) as c:
-        error, seconds = await timed(c.controller_version())
-    assert isinstance(error, LinstorTimeout), error
-    assert isinstance(error.__cause__, httpx.ReadTimeout)
+        seconds = await fails(c.controller_version(), LinstorTimeout, httpx.ReadTimeout)
     assert 0.25 < seconds < 1.5, seconds
     assert seen == ["GET /v1/controller/version HTTP/1.1"]
 
@@ -152,9 +158,7 @@ async def test_read_timeout_in_the_middle_of_a_body(size: int) -> None:
         return False
 
     async with controller(half) as (url, _), client(url, read=0.3) as c:
-        error, seconds = await timed(c.list_resource_definitions())
-    assert isinstance(error, LinstorTimeout), error
-    assert isinstance(error.__cause__, httpx.ReadTimeout)
+        seconds = await fails(c.list_resource_definitions(), LinstorTimeout, httpx.ReadTimeout)
     assert seconds < 1.5, seconds
 
 
@@ -185,10 +189,8 @@ async def test_pool_timeout_when_every_connection_is_busy() -> None:
         hung = asyncio.create_task(c.controller_version())
         while not seen:
             await asyncio.sleep(0.01)
-        error, seconds = await timed(c.controller_version())
+        seconds = await fails(c.controller_version(), LinstorTimeout, httpx.PoolTimeout)
         hung.cancel()
-    assert isinstance(error, LinstorTimeout), error
-    assert isinstance(error.__cause__, httpx.PoolTimeout)
     assert 0.25 < seconds < 1.5, seconds
     assert len(seen) == 1
 
@@ -242,9 +244,7 @@ async def test_refused_connection_fails_over_at_once() -> None:
 
 async def test_every_controller_refusing_is_unavailable() -> None:
     async with client(f"http://127.0.0.1:{free_port()}") as c:
-        error, _ = await timed(c.controller_version())
-    assert isinstance(error, LinstorUnavailable), error
-    assert isinstance(error.__cause__, httpx.ConnectError)
+        await fails(c.controller_version(), LinstorUnavailable, httpx.ConnectError)
 
 
 async def drop_the_second(n: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
@@ -261,9 +261,7 @@ async def test_a_dropped_request_is_not_sent_again_behind_the_session() -> None:
     retries are the session's (none here)."""
     async with controller(drop_the_second) as (url, seen), client(url) as c:
         await c.controller_version()
-        error, _ = await timed(c.controller_version())
-    assert isinstance(error, LinstorUnavailable), error
-    assert isinstance(error.__cause__, httpx.RemoteProtocolError)
+        await fails(c.controller_version(), LinstorUnavailable, httpx.RemoteProtocolError)
     assert len(seen) == 2
 
 
@@ -371,9 +369,7 @@ async def test_a_large_gzip_answer_is_decoded_and_a_broken_one_is_a_protocol_err
 
     async with controller(gzipped) as (url, _), client(url) as c:
         assert (await c.controller_version()).version == "1.34.0"
-        error, _ = await timed(c.controller_version())
-    assert isinstance(error, LinstorUnavailable), error
-    assert isinstance(error.__cause__, httpx.RemoteProtocolError)
+        await fails(c.controller_version(), LinstorUnavailable, httpx.RemoteProtocolError)
 
 
 async def test_chunked_answers_and_one_that_ends_with_the_connection_are_read_whole() -> None:
@@ -463,9 +459,7 @@ async def test_an_answer_that_is_not_http_is_a_protocol_error() -> None:
         return True
 
     async with controller(garbage) as (url, _), client(url) as c:
-        error, seconds = await timed(c.controller_version())
-    assert isinstance(error, LinstorUnavailable), error
-    assert isinstance(error.__cause__, httpx.RemoteProtocolError)
+        seconds = await fails(c.controller_version(), LinstorUnavailable, httpx.RemoteProtocolError)
     assert seconds < 1.0, seconds
 
 
@@ -479,9 +473,7 @@ async def test_a_reset_in_the_middle_of_an_answer_is_a_read_error() -> None:
         return False
 
     async with controller(reset) as (url, _), client(url) as c:
-        error, _ = await timed(c.controller_version())
-    assert isinstance(error, LinstorUnavailable), error
-    assert isinstance(error.__cause__, httpx.ReadError)
+        await fails(c.controller_version(), LinstorUnavailable, httpx.ReadError)
 
 
 async def test_a_cancelled_call_frees_its_connection_slot() -> None:
@@ -512,9 +504,7 @@ async def test_a_header_that_would_split_the_request_is_never_sent() -> None:
         controller(answer) as (url, seen),
         LinstorClient(ConnectionConfig(urls=(url,), bearer_token="tok\r\nX-Injected: 1"), retries=0) as c,
     ):
-        error, _ = await timed(c.controller_version())
-    assert isinstance(error, LinstorUnavailable), error
-    assert isinstance(error.__cause__, httpx.LocalProtocolError)
+        await fails(c.controller_version(), LinstorUnavailable, httpx.LocalProtocolError)
     assert seen == []
 
 
