@@ -49,6 +49,10 @@ WRITE_LOCK = 0x6C6E_6377  # "lncw"
 ANALYZE_THRESHOLD = 1000
 # An inline read waits at most this long for SQLite (only WAL recovery can make a reader wait).
 INLINE_BUSY_TIMEOUT_MS = 100
+# Pages the inline reader keeps, in KiB (SQLite's default: 2 MiB). At 100k volumes the file is ~27 MB: lookups
+# spread over a few thousand volumes then read about one page a lookup from the file (a pread) without it.
+# With it a hit at 100k spends ~1 us less in SQLite, and the service answers ~4% more of them a second.
+INLINE_PAGE_CACHE_KIB = 16 * 1024
 # An inline SQLite writer never checkpoints the WAL (an fsync, on the loop): every this many of its commits,
 # a passive checkpoint runs in a thread instead.
 INLINE_CHECKPOINT_EVERY = 200
@@ -427,6 +431,7 @@ class CacheStore:
             self._inline = self._engine.raw_connection()
             self._inline_db = self._inline.driver_connection
             self._inline_db.execute(f"PRAGMA busy_timeout={INLINE_BUSY_TIMEOUT_MS}")
+            self._inline_db.execute(f"PRAGMA cache_size=-{INLINE_PAGE_CACHE_KIB}")
         rows: Rows = self._inline_db.execute(sql, params).fetchall()
         return rows
 

@@ -13,6 +13,7 @@ import itertools
 import sqlite3
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -149,3 +150,27 @@ def test_busy_is_sqlite_busy_and_its_extended_codes(code: int | None, busy: bool
     if code is not None:
         error.sqlite_errorcode = code
     assert store_module._busy(error) is busy
+
+
+def _read_syscalls() -> int:
+    """read(2)/pread(2) calls of this process so far (Linux)."""
+    with open("/proc/self/io") as io:
+        return next(int(line.split()[1]) for line in io if line.startswith("syscr:"))
+
+
+@SQLITE
+async def test_lookups_read_a_cache_larger_than_sqlites_default_page_cache_from_memory(
+    store: CacheStore,
+) -> None:
+    # ~6 MiB of rows, three times SQLite's default page cache: without INLINE_PAGE_CACHE_KIB, a second pass of
+    # lookups over every row reads most pages from the file again (about one pread a lookup)
+    names = [f"v{i:05d}" for i in range(3000)]
+    records = [replace(record(name), description="d" * 1800) for name in names]
+    await store.replace_all(records, started_at=await store.clock())
+    keys = [r.key for r in records]
+    for key in keys:
+        assert len(await store.by_key(key)) == 1
+    before = _read_syscalls()
+    for key in keys:
+        await store.by_key(key)
+    assert _read_syscalls() - before < len(keys) / 20
