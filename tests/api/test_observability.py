@@ -7,11 +7,14 @@ import io
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import opentelemetry._logs
+import opentelemetry.metrics
+import opentelemetry.trace
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -428,3 +431,33 @@ def test_configured_lines_reach_the_stderr_descriptor_a_request_line_when_the_lo
     assert seen[0] == ""
     assert json.loads(seen[1])["message"] == "in the loop"
     assert json.loads(seen[2])["message"] == "shutting down"
+
+
+@pytest.mark.parametrize("otel", [False, True])
+async def test_fastapi_opentelemetry_is_looked_for_only_when_asked(
+    otel: bool, emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # FastAPI asks OpenTelemetry for its providers on every request (~3 us of a cached lookup, make bench):
+    # LINSTOR_NAMES_OTEL=true asks it to, and only then does a request look
+    looked: list[str] = []
+    for module, name in (
+        (opentelemetry.trace, "get_tracer_provider"),
+        (opentelemetry.metrics, "get_meter_provider"),
+        (opentelemetry._logs, "get_logger_provider"),
+    ):
+        monkeypatch.setattr(module, name, _counted(getattr(module, name), looked))
+    app = create_app(service_settings(tmp_path, otel=otel), linstor=ConnectionConfig(urls=(emulator.url,)))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            looked.clear()  # what the lifespan looked for is not a request's
+            assert (await client.get("/healthz")).status_code == 200
+    assert bool(looked) is otel
+
+
+def _counted(original: Callable[[], object], calls: list[str]) -> Callable[[], object]:
+    def counted() -> object:
+        calls.append(original.__name__)
+        return original()
+
+    return counted
