@@ -129,7 +129,7 @@ class Settings(BaseSettings):
     otel: bool = Field(
         False,
         description="FastAPI's own OpenTelemetry spans, metrics and logs, sent to the globally configured "
-        "providers (opentelemetry-instrument); off, no request pays FastAPI's look for them (~3 us).",
+        "providers (opentelemetry-instrument); off, no request pays FastAPI's look for them.",
     )
     tls_cert_file: Path | None = Field(
         None, description="PEM certificate (chain) of the service's own listener: serve and dev answer HTTPS."

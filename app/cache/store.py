@@ -51,7 +51,7 @@ ANALYZE_THRESHOLD = 1000
 INLINE_BUSY_TIMEOUT_MS = 100
 # Pages the inline reader keeps, in KiB (SQLite's default: 2 MiB). At 100k volumes the file is ~27 MB: lookups
 # spread over a few thousand volumes then read about one page a lookup from the file (a pread) without it.
-# With it a hit at 100k spends ~1 us less in SQLite, and the service answers ~4% more of them a second.
+# With it the service answers ~5% more hits a second at 100k (tests/benchmarks/bench_hot.py).
 INLINE_PAGE_CACHE_KIB = 16 * 1024
 # An inline SQLite writer never checkpoints the WAL (an fsync, on the loop): every this many of its commits,
 # a passive checkpoint runs in a thread instead.

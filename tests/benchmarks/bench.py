@@ -89,18 +89,29 @@ class Row:
 
 
 @contextmanager
-def service(linstor: str, cache: str, mode: str, log_level: str | None = None) -> Iterator[tuple[str, int]]:
+def service(
+    linstor: str,
+    cache: str,
+    mode: str,
+    log_level: str | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    prelude: str = "",
+) -> Iterator[tuple[str, int]]:
     """`linstor-names serve` in cache `mode`, at its default log level (one line a request) unless
-    `log_level` says otherwise; URL and PID once ready and synced."""
+    `log_level` says otherwise, with `env` added to its environment and the Python `prelude` run before it
+    starts; URL and PID once ready and synced."""
     port = free_port()
     env = {
         "LS_CONTROLLERS": linstor,
         "LINSTOR_NAMES_CACHE_URL": cache if mode != "off" else "none",
         "LINSTOR_NAMES_CACHE_MODE": mode,
         "LINSTOR_NAMES_CACHE_RESYNC_INTERVAL": "3600",
+        **(env or {}),
     }
     levels = ["--log-level", log_level] if log_level else []
-    with process(pinned(linstor_names(*levels, "serve", "--port", str(port)), SERVER_CPU), env) as proc:
+    command = linstor_names(*levels, "serve", "--port", str(port), prelude=prelude)
+    with process(pinned(command, SERVER_CPU), env) as proc:
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/readyz", timeout=600)
         if mode != "off":
@@ -163,9 +174,9 @@ def _cell(stats: Stats) -> str:
     return f"{stats[0]:,.0f} req/s · p50 {stats[1]:.2f} ms · p99 {stats[2]:.2f} ms{bad}"
 
 
-def lookups(size: int, seconds: float, rounds: int, work: Path, ratio_rounds: int = 0) -> list[Row]:
-    """Lookup cells at one size, `rounds` interleaved rounds (`ratio_rounds` for the bare route and the
-    trust hits, when more); rows of medians."""
+def lookup_paths(size: int, work: Path) -> tuple[Path, tuple[list[str], list[str], list[str], list[str]]]:
+    """An emulator state of `size` volumes, saved in `work`, and the paths of the same 2,000 of its volumes
+    (all of them, when fewer): forward and reverse lookups, the bare route's, Incus's lookup."""
     state = EmulatorState()
     volumes = fill(state, size)
     state_file = work / f"state-{size}.json"
@@ -185,6 +196,13 @@ def lookups(size: int, seconds: float, rounds: int, work: Path, ratio_rounds: in
         )
         for v in sample
     ]
+    return state_file, (forward, reverse, bare, incus)
+
+
+def lookups(size: int, seconds: float, rounds: int, work: Path, ratio_rounds: int = 0) -> list[Row]:
+    """Lookup cells at one size, `rounds` interleaved rounds (`ratio_rounds` for the bare route and the
+    trust hits, when more); rows of medians."""
+    state_file, (forward, reverse, bare, incus) = lookup_paths(size, work)
     cells: list[tuple[str, str, list[str], int]] = []  # (label, base URL, paths, connections)
     with ExitStack() as stack:
         linstor = stack.enter_context(emulator(state_file))

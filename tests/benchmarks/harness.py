@@ -73,9 +73,10 @@ def fill(state: EmulatorState, count: int) -> list[Volume]:
     return volumes
 
 
-def linstor_names(*args: str) -> list[str]:
-    """The command line of `linstor-names ARGS` of this interpreter's `app` (PYTHONPATH may pick a copy)."""
-    return [sys.executable, "-c", "from app.cli import main; main()", *args]
+def linstor_names(*args: str, prelude: str = "") -> list[str]:
+    """The command line of `linstor-names ARGS` of this interpreter's `app` (PYTHONPATH may pick a copy),
+    the Python statements `prelude` run first."""
+    return [sys.executable, "-c", f"{prelude}\nfrom app.cli import main; main()", *args]
 
 
 # The load generator and the server it measures each get a CPU of their own when there are two: left to the
