@@ -102,7 +102,7 @@ def service(
     `log_level` says otherwise, with `env` added to its environment and the Python `prelude` run before it
     starts; URL and PID once ready and synced."""
     port = free_port()
-    env = {
+    environ = {
         "LS_CONTROLLERS": linstor,
         "LINSTOR_NAMES_CACHE_URL": cache if mode != "off" else "none",
         "LINSTOR_NAMES_CACHE_MODE": mode,
@@ -111,7 +111,7 @@ def service(
     }
     levels = ["--log-level", log_level] if log_level else []
     command = linstor_names(*levels, "serve", "--port", str(port), prelude=prelude)
-    with process(pinned(command, SERVER_CPU), env) as proc:
+    with process(pinned(command, SERVER_CPU), environ) as proc:
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/readyz", timeout=600)
         if mode != "off":
