@@ -160,6 +160,14 @@ def measure(base: str, paths: list[str], seconds: float, connections: int, work:
     return 1 / times[1], times[1] * 1000, times[-1] * 1000, 0 if status < 300 else 1
 
 
+def paired(samples: list[Stats], reference: list[Stats], figure: int = 0) -> float:
+    """The median over rounds of a cell's `figure` (0 req/s, 2 p99) against the reference cell's of the same
+    round: the machine's speed drifts between rounds more than within one. A cell of fewer rounds than its
+    reference ran in the first of them."""
+    pairs = zip(samples, reference, strict=False)
+    return statistics.median(cell[figure] / top[figure] for cell, top in pairs)
+
+
 def _median(samples: list[Stats]) -> Stats:
     return (
         statistics.median(s[0] for s in samples),
@@ -234,13 +242,7 @@ def lookups(size: int, seconds: float, rounds: int, work: Path, ratio_rounds: in
         if not label.startswith("bare"):
             conc = label.rsplit(" ", 1)[1]
             bare_cells = results.get(f"bare route {conc}", results["bare route c8"])
-            # paired: each round's cell against the bare route of the same round, then the median of those
-            # ratios; the machine's speed drifts between rounds more than within one
-            # (a cell of fewer rounds than the bare route's ran in the first of them)
-            rps, p99 = (
-                statistics.median(cell[i] / top[i] for cell, top in zip(samples, bare_cells, strict=False))
-                for i in (0, 2)
-            )
+            rps, p99 = (paired(samples, bare_cells, i) for i in (0, 2))
             versus = f"{rps:.2f}x the bare route's req/s, p99 {p99:.2f}x"
         rows.append(Row("lookups", f"{label}, {size:,} volumes", _cell(_median(samples)), versus))
     return rows

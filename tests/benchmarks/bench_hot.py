@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.cache.store import INLINE_PAGE_CACHE_KIB
-from tests.benchmarks.bench import Stats, bare_route, lookup_paths, measure, service
+from tests.benchmarks.bench import Stats, bare_route, lookup_paths, measure, paired, service
 from tests.benchmarks.harness import emulator
 
 SHIPPED = "as shipped"
@@ -64,9 +64,6 @@ def run(size: int, connections: int, rounds: int, seconds: float) -> list[str]:
         for _ in range(rounds):
             for name, (base, paths) in cells.items():
                 results[name].append(measure(base, paths, seconds, connections, work))
-
-    def paired(cell: list[Stats], reference: list[Stats]) -> float:
-        return statistics.median(a[0] / b[0] for a, b in zip(cell, reference, strict=True))
 
     lines = [
         f"bench_hot: trust forward lookups, {size:,} volumes, wrk -t1 -c{connections}, {rounds} rounds of "

@@ -400,6 +400,17 @@ async def test_a_kept_alive_connection_carries_the_next_calls() -> None:
     assert (len(seen), opened) == (3, [0])
 
 
+async def connections_of_two_calls(reply: Reply) -> list[int]:
+    """Two calls, one after the other, to a controller answering with `reply`: the second answered (within a
+    1 s read timeout); the requests read before each connection was opened."""
+    opened: list[int] = []
+    async with controller(reply, opened=opened) as (url, _), client(url, read=1.0) as c:
+        await c.controller_version()
+        error, _ = await timed(c.controller_version())
+    assert error is None, repr(error)
+    return opened
+
+
 async def test_a_connection_the_answer_closes_is_not_used_again() -> None:
     """`Connection: close`, and the controller keeps the socket open but reads no more from it: a next call
     sent on it would hang until its read timeout; it goes on a new connection."""
@@ -411,12 +422,7 @@ async def test_a_connection_the_answer_closes_is_not_used_again() -> None:
             await asyncio.sleep(3600)
         return await answer(n, reader, writer)
 
-    opened: list[int] = []
-    async with controller(close_first, opened=opened) as (url, _), client(url, read=1.0) as c:
-        await c.controller_version()
-        error, _ = await timed(c.controller_version())
-    assert error is None, repr(error)
-    assert opened == [0, 1]
+    assert await connections_of_two_calls(close_first) == [0, 1]
 
 
 async def test_a_connection_with_more_than_the_answer_on_it_is_not_used_again() -> None:
@@ -430,12 +436,7 @@ async def test_a_connection_with_more_than_the_answer_on_it_is_not_used_again() 
             return True
         return await answer(n, reader, writer)
 
-    opened: list[int] = []
-    async with controller(too_much, opened=opened) as (url, _), client(url, read=1.0) as c:
-        await c.controller_version()
-        error, _ = await timed(c.controller_version())
-    assert error is None, repr(error)
-    assert opened == [0, 1]
+    assert await connections_of_two_calls(too_much) == [0, 1]
 
 
 async def test_a_connection_idle_past_keepalive_is_not_used_again() -> None:
